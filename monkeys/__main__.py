@@ -1,0 +1,5 @@
+import sys
+
+from monkeys.cli import main
+
+sys.exit(main())

@@ -1,0 +1,255 @@
+"""The `monkeys` command. The only module that may import both ``agent`` and ``harness``.
+
+Every command that prints a table also takes --json; --workers sets parallelism everywhere.
+Progress goes to stderr, so --json output on stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness import engine
+from harness.containers import ContainerRuntime
+from harness.doctor import CheckStatus, run_checks
+from harness.images import DEFAULT_MIRROR, DEFAULT_REGISTRY, BuildStatus, ImageBuilder, ImageKind, ImageResult, Reporter
+from harness.suite import materialize
+from harness.tasks import BUNDLED_NAME, LoadResult, TaskLoadError, load_tasks
+from harness.config import cache_dir
+from harness.validate import check_task
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _load(args) -> LoadResult:
+    result = load_tasks(args.tasks, skip_bad=getattr(args, "skip_bad", False))
+    for problem in result.skipped:
+        err.print(f"[yellow]skipped[/] {problem}")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# tasks
+
+
+def cmd_tasks_list(args) -> int:
+    tasks = _load(args).tasks
+    if args.json:
+        _print_json([
+            {"instance_id": t.instance_id, "repo": t.repo, "version": t.version,
+             "difficulty": t.difficulty.value if t.difficulty else None,
+             "FAIL_TO_PASS": len(t.fail_to_pass), "PASS_TO_PASS": len(t.pass_to_pass),
+             **({"flaky": t.to_row()["flaky"]} if t.flaky else {})}
+            for t in tasks
+        ])
+        return 0
+    table = Table(title=f"{len(tasks)} tasks")
+    for column in ("instance_id", "repo", "version", "difficulty", "F2P", "P2P", "flaky"):
+        table.add_column(column)
+    for t in tasks:
+        flaky = f"{t.flaky.cause.value} {t.flaky.rate:.2f}{' (gold)' if t.flaky.under_gold else ''}" if t.flaky else ""
+        table.add_row(t.instance_id, t.repo, t.version, t.difficulty.value if t.difficulty else "",
+                      str(len(t.fail_to_pass)), str(len(t.pass_to_pass)), flaky)
+    out.print(table)
+    return 0
+
+
+def cmd_tasks_check(args) -> int:
+    tasks = _load(args).tasks
+    client = engine.connect()
+    runtime = ContainerRuntime(client, run=f"check-{os.getpid()}")
+    runtime.reap()
+    with _progress() as progress:
+        bar = progress.add_task("checking tasks in their images", total=len(tasks))
+
+        def one(task):
+            result = check_task(runtime, task, flaky_runs=args.runs)
+            progress.advance(bar)
+            return result
+
+        with ThreadPoolExecutor(args.workers) as pool:
+            checks = list(pool.map(one, tasks))
+    bad = [c for c in checks if not c.ok]
+    if args.json:
+        _print_json([{**asdict(c), "ok": c.ok, "observed_rate": c.observed_rate} for c in checks])
+    else:
+        table = Table(title=f"{len(checks) - len(bad)} of {len(checks)} tasks behave as their rows say")
+        for column in ("instance_id", "ok", "flaky rate (observed / documented)", "problems"):
+            table.add_column(column)
+        for c in checks:
+            rate = f"{c.observed_rate:.2f} / {c.documented_rate:.2f} ({c.flaky_runs} runs)" if c.flaky_runs else ""
+            table.add_row(c.instance_id, "[green]yes[/]" if c.ok else "[red]no[/]", rate, "\n".join(c.problems))
+        out.print(table)
+    return 1 if bad else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+class _RichReporter(Reporter):
+    def __init__(self, progress: Progress, total: int):
+        self.progress = progress
+        self.bar = progress.add_task("images", total=total)
+        self.rows: dict[str, int] = {}
+
+    def start(self, name: str, kind: ImageKind) -> None:
+        self.rows[name] = self.progress.add_task(f"  {kind.value} {name}", total=None)
+
+    def line(self, name: str, text: str) -> None:
+        if name in self.rows:
+            self.progress.update(self.rows[name], description=f"  {name}: {text[:70]}")
+
+    def done(self, result: ImageResult) -> None:
+        if result.name in self.rows:
+            self.progress.remove_task(self.rows.pop(result.name))
+        if result.status is not BuildStatus.REUSED:
+            colour = "red" if result.status is BuildStatus.FAILED else "green"
+            self.progress.console.print(f"[{colour}]{result.status.value}[/] {result.name} ({result.seconds:.1f} s)")
+        self.progress.advance(self.bar)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=False)
+
+
+def cmd_images_build(args) -> int:
+    tasks = _load(args).tasks
+    client = engine.connect()
+    registry = None if args.registry in ("", "none") else args.registry
+    # Bases and envs are shared; the total is an upper bound refined as results arrive.
+    with _progress() as progress:
+        needed = [t for t in tasks if not t.image]
+        reporter = _RichReporter(progress, total=len(needed) + 2 * len({t.env_recipe for t in needed}))
+        builder = ImageBuilder(client, _repo_locator(), registry=registry, mirror=args.mirror,
+                               workers=args.workers, reporter=reporter, log_dir=cache_dir() / "build-logs")
+        report = builder.build(tasks)
+        progress.update(reporter.bar, total=len(report.results), completed=len(report.results))
+    if args.json:
+        _print_json({"counts": report.counts(), "images": [asdict(r) for r in report.results]})
+    else:
+        table = Table(title="images: " + ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items())))
+        for column in ("image", "kind", "status", "seconds", "for"):
+            table.add_column(column)
+        for r in report.results:
+            table.add_row(r.name, r.kind.value, r.status.value, f"{r.seconds:.1f}", r.for_what)
+        out.print(table)
+    for failure in report.failed:
+        err.print(f"[red]error:[/] {failure.error}")
+    return 1 if report.failed else 0
+
+
+def _repo_locator() -> Callable:
+    # Bundled repositories are replayed from their patch series; mirrors of other repositories
+    # (--repo-mirror) come with the SWE-bench work.
+    return materialize
+
+
+# ---------------------------------------------------------------------------------------------
+# doctor
+
+
+def cmd_doctor(args) -> int:
+    tasks = _load(args).tasks
+    checks = run_checks(tasks, fix=args.fix)
+    if args.json:
+        _print_json([{**asdict(c), "status": c.status.value} for c in checks])
+    else:
+        table = Table(title="monkeys doctor")
+        for column in ("check", "status", "detail", "fix"):
+            table.add_column(column)
+        colours = {CheckStatus.OK: "green", CheckStatus.WARN: "yellow", CheckStatus.FAIL: "red"}
+        for c in checks:
+            table.add_row(c.name, f"[{colours[c.status]}]{c.status.value}[/]", c.detail, c.fix)
+        out.print(table)
+    return 1 if any(c.status is CheckStatus.FAIL for c in checks) else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="how many things run at once (default: the number of CPUs)")
+    tasks_arg = argparse.ArgumentParser(add_help=False)
+    tasks_arg.add_argument("--tasks", default=None, metavar="PATH_OR_NAME",
+                           help=f"a JSON/JSONL file of SWE-bench rows, a folder holding test.jsonl, a name under "
+                                f"$MONKEYS_DATA, or a hub dataset (default: the bundled suite, {BUNDLED_NAME})")
+    tasks_arg.add_argument("--skip-bad", action="store_true", help="skip rows that do not parse (each is reported)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    parser = argparse.ArgumentParser(
+        prog="monkeys",
+        description="Repeated sampling for coding agents: many independent attempts per task, "
+                    "each judged by the task's own tests in a fresh container.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tasks = commands.add_parser("tasks", help="list and check task sets")
+    tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    p = tasks_commands.add_parser("list", parents=[common, tasks_arg, as_json],
+                                  help="list the tasks of a task set (default: the bundled suite)")
+    p.set_defaults(func=cmd_tasks_list)
+    p = tasks_commands.add_parser(
+        "check", parents=[common, tasks_arg, as_json],
+        help="run each task's tests in its image: FAIL_TO_PASS fail at base and pass with the gold patch, "
+             "PASS_TO_PASS pass in both, flaky tasks flake at their documented rate")
+    p.add_argument("--runs", type=int, default=40, help="runs of a flaky task's tests in its flaky state (default 40)")
+    p.set_defaults(func=cmd_tasks_check)
+
+    images = commands.add_parser("images", help="build task images")
+    images_commands = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    p = images_commands.add_parser(
+        "build", parents=[common, tasks_arg, as_json],
+        help="build (or reuse) every image the tasks need: base, environment, one per task")
+    p.add_argument("--registry", default=os.environ.get("MONKEYS_REGISTRY", DEFAULT_REGISTRY),
+                   help="where python:<version>-slim bases are pulled from, or 'none' to build them from Debian "
+                        f"packages (default: $MONKEYS_REGISTRY or {DEFAULT_REGISTRY})")
+    p.add_argument("--mirror", default=os.environ.get("MONKEYS_DEBIAN_MIRROR", DEFAULT_MIRROR),
+                   help=f"Debian mirror for registry-free bases (default: $MONKEYS_DEBIAN_MIRROR or {DEFAULT_MIRROR})")
+    p.set_defaults(func=cmd_images_build)
+
+    p = commands.add_parser(
+        "doctor", parents=[common, tasks_arg, as_json],
+        help="check the Docker engine, disk, images and model backends, with a fix for each problem")
+    p.add_argument("--fix", action="store_true",
+                   help="install and start a Docker engine where none answers (root on Debian/Ubuntu)")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TaskLoadError as problem:
+        err.print(f"[red]error:[/] {problem}")
+        return 2
+    except engine.EngineUnavailable as problem:
+        err.print(f"[red]error:[/] {problem}")
+        return 3
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
