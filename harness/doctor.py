@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 
 from harness import engine
-from harness.images import image_name, instance_spec
+from harness.images import builds_here, image_name, instance_spec
 from harness.tasks import Task
 
 MIN_FREE_GB, LOW_FREE_GB = 2.0, 20.0
@@ -65,7 +65,7 @@ def check_images(client: docker.DockerClient, tasks: list[Task]) -> list[Check]:
         except docker.errors.ImageNotFound:
             return False
 
-    built = [t for t in tasks if not t.image]
+    built = [t for t in tasks if builds_here(t)]
     bases = sorted({instance_spec(t).env.base for t in built}, key=lambda b: b.python)
     checks = []
     for base in bases:
@@ -76,16 +76,31 @@ def check_images(client: docker.DockerClient, tasks: list[Task]) -> list[Check]:
             base.name if ok else f"{base.name} missing; {how}",
             "" if ok else "monkeys images build",
         ))
-    missing = [t.instance_id for t in tasks if not present(image_name(t))]
+    missing = [t for t in tasks if not present(image_name(t))]
     detail = f"{len(tasks) - len(missing)} of {len(tasks)} present"
     if missing:
-        detail += f"; missing: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-    checks.append(Check("task images", CheckStatus.WARN if missing else CheckStatus.OK, detail,
-                        "monkeys images build" if missing else ""))
-    if any(not present(b.name) for b in bases) and not shutil.which("debootstrap"):
-        checks.append(Check("debootstrap", CheckStatus.WARN, "not installed; a base cannot be built where no registry answers",
-                            "apt-get install debootstrap"))
+        names = [t.instance_id for t in missing]
+        detail += f"; missing: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+    fixes = []
+    if any(builds_here(t) for t in missing):
+        fixes.append("monkeys images build")
+    if any(not builds_here(t) for t in missing):
+        fixes.append(f"docker pull the prebuilt images (e.g. {image_name(next(t for t in missing if not builds_here(t)))})")
+    checks.append(Check("task images", CheckStatus.WARN if missing else CheckStatus.OK, detail, "; ".join(fixes)))
     return checks
+
+
+def check_debootstrap(fix: bool) -> Check:
+    """Registry-free bases need debootstrap; --fix installs it where it can."""
+    if not shutil.which("debootstrap") and fix and os.geteuid() == 0 and shutil.which("apt-get"):
+        try:
+            engine.apt_install(["debootstrap"])
+        except engine.EngineUnavailable as err:
+            return Check("debootstrap", CheckStatus.WARN, str(err), "apt-get install debootstrap")
+    if shutil.which("debootstrap"):
+        return Check("debootstrap", CheckStatus.OK, "bases can be built from Debian packages where no registry answers")
+    return Check("debootstrap", CheckStatus.WARN, "not installed: a base cannot be built where no registry answers",
+                 "apt-get install debootstrap (as root)")
 
 
 def check_backends() -> list[Check]:
@@ -115,6 +130,7 @@ def run_checks(tasks: list[Task], fix: bool = False) -> list[Check]:
     if client is not None:
         checks.append(check_disk(client))
         checks.extend(check_images(client, tasks))
+    checks.append(check_debootstrap(fix))
     checks.extend(check_backends())
     return checks
 

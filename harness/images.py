@@ -128,9 +128,24 @@ def instance_spec(task: Task) -> InstanceSpec:
     return InstanceSpec(task.instance_id, task.repo, task.base_commit, env, recipe.install)
 
 
+def official_image(instance_id: str) -> str:
+    """The official SWE-bench prebuilt image of an instance."""
+    return f"swebench/sweb.eval.x86_64.{instance_id.lower().replace('__', '_1776_')}:latest"
+
+
+def builds_here(task: Task) -> bool:
+    """Whether monkeys builds this task's image (it has a recipe and names no prebuilt image)."""
+    return task.image is None and task.env_recipe is not None
+
+
 def image_name(task: Task) -> str:
-    """The image a task's containers start from: its prebuilt image, or the one monkeys builds."""
-    return task.image if task.image else instance_spec(task).name
+    """The image a task's containers start from: the row's ``image``, the one monkeys builds from its
+    ``env_recipe``, or else the official SWE-bench image of that instance."""
+    if task.image:
+        return task.image
+    if task.env_recipe is not None:
+        return instance_spec(task).name
+    return official_image(task.instance_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +253,12 @@ class ImageBuilder:
 
     def build(self, tasks: Iterable[Task]) -> BuildReport:
         """Make sure every task's image exists; failures are reported, not raised, so others go on."""
-        specs = [instance_spec(t) for t in tasks if not t.image]
+        tasks = list(tasks)
+        specs = [instance_spec(t) for t in tasks if builds_here(t)]
         report = BuildReport()
+        for task in tasks:
+            if not builds_here(task):
+                report.results.append(self._prebuilt(task))
         bases = list(dict.fromkeys(s.env.base for s in specs))
         envs = list(dict.fromkeys(s.env for s in specs))
         broken: set[str] = set()
@@ -291,6 +310,16 @@ class ImageBuilder:
         except (docker.errors.DockerException, OSError, subprocess.SubprocessError) as err:
             message = str(ImageBuildError(name, "engine", str(err).strip()[-600:], for_what))
             result = ImageResult(name, kind, BuildStatus.FAILED, time.monotonic() - started, message, for_what)
+        self.reporter.done(result)
+        return result
+
+    def _prebuilt(self, task: Task) -> ImageResult:
+        name = image_name(task)
+        if self.exists(name):
+            result = ImageResult(name, ImageKind.INSTANCE, BuildStatus.REUSED, for_what=task.instance_id)
+        else:
+            error = f"{task.instance_id}: prebuilt image {name} is not here, and its row has no env_recipe to build it from"
+            result = ImageResult(name, ImageKind.INSTANCE, BuildStatus.FAILED, error=error, for_what=task.instance_id)
         self.reporter.done(result)
         return result
 

@@ -230,6 +230,7 @@ def parse_row(row: Any, source: str, line: int | None) -> Task:
     instance_id = _text(row, "instance_id", where, required=True)
     if not instance_id:
         raise TaskLoadError(*where, "empty", field="instance_id")
+    repo = _text(row, "repo", where, required=True)
     base_commit = _text(row, "base_commit", where, required=True)
     if not _SHA.match(base_commit):
         raise TaskLoadError(*where, f"{instance_id}: not a 40-character hex commit", field="base_commit")
@@ -241,7 +242,7 @@ def parse_row(row: Any, source: str, line: int | None) -> Task:
         raise TaskLoadError(*where, f"{difficulty!r} is not one of {allowed}", field="difficulty") from None
     return Task(
         instance_id=instance_id,
-        repo=_text(row, "repo", where, required=True),
+        repo=repo,
         base_commit=base_commit,
         patch=_text(row, "patch", where, required=True),
         test_patch=_text(row, "test_patch", where, required=True),

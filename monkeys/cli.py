@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,7 +39,7 @@ def _print_json(data) -> None:
 def _load(args) -> LoadResult:
     result = load_tasks(args.tasks, skip_bad=getattr(args, "skip_bad", False))
     for problem in result.skipped:
-        err.print(f"[yellow]skipped[/] {problem}")
+        err.print(f"[yellow]skipped[/] {escape(str(problem))}")
     return result
 
 
@@ -92,7 +93,7 @@ def cmd_tasks_check(args) -> int:
             table.add_column(column)
         for c in checks:
             rate = f"{c.observed_rate:.2f} / {c.documented_rate:.2f} ({c.flaky_runs} runs)" if c.flaky_runs else ""
-            table.add_row(c.instance_id, "[green]yes[/]" if c.ok else "[red]no[/]", rate, "\n".join(c.problems))
+            table.add_row(c.instance_id, "[green]yes[/]" if c.ok else "[red]no[/]", rate, escape("\n".join(c.problems)))
         out.print(table)
     return 1 if bad else 0
 
@@ -134,8 +135,7 @@ def cmd_images_build(args) -> int:
     registry = None if args.registry in ("", "none") else args.registry
     # Bases and envs are shared; the total is an upper bound refined as results arrive.
     with _progress() as progress:
-        needed = [t for t in tasks if not t.image]
-        reporter = _RichReporter(progress, total=len(needed) + 2 * len({t.env_recipe for t in needed}))
+        reporter = _RichReporter(progress, total=len(tasks) + 2 * len({t.env_recipe for t in tasks}))
         builder = ImageBuilder(client, _repo_locator(), registry=registry, mirror=args.mirror,
                                workers=args.workers, reporter=reporter, log_dir=cache_dir() / "build-logs")
         report = builder.build(tasks)
@@ -150,7 +150,7 @@ def cmd_images_build(args) -> int:
             table.add_row(r.name, r.kind.value, r.status.value, f"{r.seconds:.1f}", r.for_what)
         out.print(table)
     for failure in report.failed:
-        err.print(f"[red]error:[/] {failure.error}")
+        err.print(f"[red]error:[/] {escape(failure.error)}")
     return 1 if report.failed else 0
 
 
@@ -175,7 +175,7 @@ def cmd_doctor(args) -> int:
             table.add_column(column)
         colours = {CheckStatus.OK: "green", CheckStatus.WARN: "yellow", CheckStatus.FAIL: "red"}
         for c in checks:
-            table.add_row(c.name, f"[{colours[c.status]}]{c.status.value}[/]", c.detail, c.fix)
+            table.add_row(escape(c.name), f"[{colours[c.status]}]{c.status.value}[/]", escape(c.detail), escape(c.fix))
         out.print(table)
     return 1 if any(c.status is CheckStatus.FAIL for c in checks) else 0
 
@@ -241,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TaskLoadError as problem:
-        err.print(f"[red]error:[/] {problem}")
+        err.print(f"[red]error:[/] {escape(str(problem))}")
         return 2
     except engine.EngineUnavailable as problem:
-        err.print(f"[red]error:[/] {problem}")
+        err.print(f"[red]error:[/] {escape(str(problem))}")
         return 3
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,0 +1,29 @@
+# Set-up and the two commands the README names. Everything a fresh Debian/Ubuntu machine needs is
+# installed here (as root): a virtualenv with monkeys, a Docker engine, debootstrap.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test
+.DEFAULT_GOAL := demo
+
+$(BIN)/monkeys: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# A Docker engine (installed and started where none answers and we are root) and debootstrap.
+setup: $(BIN)/monkeys
+	$(BIN)/monkeys doctor --fix
+
+# The main job on the embedded defaults: build the bundled images, check every task in them.
+demo: setup
+	$(BIN)/monkeys images build
+	$(BIN)/monkeys tasks check
+
+# Test-only host tools: a registry on loopback for the pull path.
+test: setup
+	@command -v docker-registry >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; } || true
+	$(BIN)/pytest -q

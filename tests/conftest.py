@@ -1,0 +1,62 @@
+"""Shared fixtures. A test that needs Docker or the shared data fails under CI=true when it cannot
+run (a skip there would hide a missing install step); elsewhere it is skipped with the reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import engine
+from harness.containers import RUN_LABEL
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LITE_DIR = Path(os.environ.get("MONKEYS_TEST_LITE", REPO_ROOT.parent / "shared" / "data" / "swe-bench-lite"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str):
+    """Fail in CI, skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this must run here; fix the install step in .ci/run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lite_rows() -> Path:
+    path = LITE_DIR / "test.jsonl"
+    if not path.is_file():
+        unavailable(f"the shared SWE-bench Lite rows are not at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = engine.connect()
+    except engine.EngineUnavailable as err:
+        unavailable(str(err))
+    yield client
+    leftovers = client.containers.list(all=True, filters={"label": RUN_LABEL})
+    for container in leftovers:
+        container.remove(force=True)
+    assert not leftovers, f"tests left containers behind: {[c.name for c in leftovers]}"
+
+
+@pytest.fixture(scope="session")
+def bundled_tasks():
+    from harness.tasks import load_tasks
+
+    return load_tasks().tasks
+
+
+@pytest.fixture(scope="session")
+def built_suite(docker_client, bundled_tasks):
+    """Every bundled image, built (or reused) once per session, registry-free as on an air-gapped host."""
+    from harness.images import ImageBuilder
+    from harness.suite import materialize
+
+    report = ImageBuilder(docker_client, materialize, registry=None, workers=2).build(bundled_tasks)
+    assert not report.failed, "\n".join(r.error for r in report.failed)
+    return report

@@ -1,0 +1,21 @@
+"""Every bundled task, in its image, behaves as its row says."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from harness.containers import ContainerRuntime
+from harness.validate import check_task
+
+pytestmark = pytest.mark.docker
+
+
+def test_every_task_fails_at_base_passes_with_gold_and_flakes_at_its_documented_rate(docker_client, bundled_tasks, built_suite):
+    runtime = ContainerRuntime(docker_client, run="test-suite-check")
+    with ThreadPoolExecutor(2) as pool:
+        checks = list(pool.map(lambda task: check_task(runtime, task, flaky_runs=40), bundled_tasks))
+    problems = {c.instance_id: c.problems for c in checks if not c.ok}
+    assert not problems, problems
+    flaky = [c for c in checks if c.flaky_runs]
+    assert len(flaky) == sum(1 for t in bundled_tasks if t.flaky)
+    assert all(0 < c.flaky_failures < c.flaky_runs for c in flaky)
