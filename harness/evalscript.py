@@ -33,7 +33,7 @@ class TestRun:
     exit_code: int | None
 
 
-def test_files(task: Task) -> tuple[list[str], list[str]]:
+def patched_test_files(task: Task) -> tuple[list[str], list[str]]:
     """(files the test patch changes that exist at base_commit, files it creates)."""
     existing, created = [], []
     for patched in PatchSet(task.test_patch):
@@ -50,7 +50,7 @@ def build_script(task: Task, *, nonce: str, runs: int = 1, with_candidate: bool 
     """The bash script for one evaluation; the patches travel beside it as files under /monkeys/."""
     if not task.test_cmd:
         raise ValueError(f"{task.instance_id}: row has no test_cmd (eval scripts for legacy rows come with the SWE-bench work)")
-    existing, created = test_files(task)
+    existing, created = patched_test_files(task)
     files = " ".join(shlex.quote(f) for f in existing + created)
     lines = [
         "#!/bin/bash",

@@ -41,6 +41,7 @@ DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 BASE_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates", "patch")
 DEFAULT_REGISTRY = "docker.io/library"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+BUILD_STEP_TIMEOUT_S = 3 * 3600
 LABEL = "monkeys.image"  # every image monkeys builds carries it, with its kind as the value
 
 
@@ -441,6 +442,7 @@ class ImageBuilder:
         stream = self.client.api.build(
             fileobj=context, custom_context=True, tag=name, rm=True, forcerm=True, decode=True,
             labels=labels, buildargs=_proxy_buildargs(),
+            timeout=BUILD_STEP_TIMEOUT_S,  # a quiet `pip install` step says nothing for minutes
         )
         for chunk in stream:
             text = chunk.get("stream", "")

@@ -59,7 +59,8 @@ def cmd_tasks_list(args) -> int:
         ])
         return 0
     table = Table(title=f"{len(tasks)} tasks")
-    for column in ("instance_id", "repo", "version", "difficulty", "F2P", "P2P", "flaky"):
+    table.add_column("instance_id", no_wrap=True)
+    for column in ("repo", "version", "difficulty", "F2P", "P2P", "flaky"):
         table.add_column(column)
     for t in tasks:
         flaky = f"{t.flaky.cause.value} {t.flaky.rate:.2f}{' (gold)' if t.flaky.under_gold else ''}" if t.flaky else ""

@@ -1,4 +1,4 @@
-from harness.evalscript import build_script, parse_runs, test_files
+from harness.evalscript import build_script, parse_runs, patched_test_files
 from harness.parsers import TestStatus
 from harness.tasks import parse_row
 
@@ -27,7 +27,7 @@ def _task():
 
 
 def test_test_files_split_existing_from_created():
-    assert test_files(_task()) == (["tests/test_old.py"], ["tests/test_new.py"])
+    assert patched_test_files(_task()) == (["tests/test_old.py"], ["tests/test_new.py"])
 
 
 def test_script_resets_test_files_before_the_test_patch_and_marks_runs_with_the_nonce():

@@ -10,7 +10,7 @@ import pytest
 
 from harness.images import BaseSpec, BuildStatus, EnvSpec, ImageBuilder
 
-from .conftest import unavailable
+from conftest import unavailable
 
 pytestmark = pytest.mark.docker
 

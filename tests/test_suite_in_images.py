@@ -1,5 +1,6 @@
 """Every bundled task, in its image, behaves as its row says."""
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,3 +20,11 @@ def test_every_task_fails_at_base_passes_with_gold_and_flakes_at_its_documented_
     flaky = [c for c in checks if c.flaky_runs]
     assert len(flaky) == sum(1 for t in bundled_tasks if t.flaky)
     assert all(0 < c.flaky_failures < c.flaky_runs for c in flaky)
+
+
+def test_a_row_that_lies_about_its_tests_is_caught(docker_client, bundled_tasks, built_suite):
+    task = next(t for t in bundled_tasks if not t.flaky)
+    lying = dataclasses.replace(task, fail_to_pass=task.pass_to_pass[:1], pass_to_pass=task.fail_to_pass + task.pass_to_pass[1:])
+    check = check_task(ContainerRuntime(docker_client, run="test-lying-row"), lying)
+    assert f"base: FAIL_TO_PASS {task.pass_to_pass[0]} is PASSED" in check.problems
+    assert any(p.startswith(f"base: PASS_TO_PASS {task.fail_to_pass[0]} is ") for p in check.problems)
