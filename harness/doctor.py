@@ -32,9 +32,9 @@ class Check:
     fix: str = ""
 
 
-def check_engine(fix: bool) -> tuple[Check, docker.DockerClient | None]:
+def check_engine(fix: bool, say=print) -> tuple[Check, docker.DockerClient | None]:
     try:
-        client = engine.ensure_engine(say=lambda _: None) if fix else engine.connect()
+        client = engine.ensure_engine(say=say) if fix else engine.connect()
     except engine.EngineUnavailable as err:
         return Check("docker engine", CheckStatus.FAIL, str(err).split(". ")[0], engine.fix_advice()), None
     about = engine.info(client)
@@ -123,9 +123,12 @@ def check_backends() -> list[Check]:
     ]
 
 
-def run_checks(tasks: list[Task], fix: bool = False) -> list[Check]:
-    """Every check, in order; image checks need the engine and are left out without one."""
-    engine_check, client = check_engine(fix)
+def run_checks(tasks: list[Task], fix: bool = False, say=print) -> list[Check]:
+    """Every check, in order; image checks need the engine and are left out without one.
+
+    With ``fix``, what can be fixed here is fixed first (engine, debootstrap), saying so via ``say``.
+    """
+    engine_check, client = check_engine(fix, say)
     checks = [engine_check]
     if client is not None:
         checks.append(check_disk(client))

@@ -167,7 +167,7 @@ def _repo_locator() -> Callable:
 
 def cmd_doctor(args) -> int:
     tasks = _load(args).tasks
-    checks = run_checks(tasks, fix=args.fix)
+    checks = run_checks(tasks, fix=args.fix, say=err.print)
     if args.json:
         _print_json([{**asdict(c), "status": c.status.value} for c in checks])
     else:
