@@ -3,6 +3,7 @@
 import pytest
 
 from harness.evalscript import TestRun
+from harness.grading import accepted
 from harness.guards import GuardFlag, patch_flags, run_flags
 from harness.parsers import TestStatus, parse_pytest
 from harness.patches import files
@@ -100,14 +101,24 @@ def test_an_unrelated_config_change_is_not_a_test_hook():
     assert _flags(patch) == set()
 
 
-@pytest.mark.parametrize("line", [
-    '        pytest.skip("not supported here")',
-    "@pytest.mark.skip(reason='flaky')",
-    '@pytest.mark.xfail(reason="known")',
-])
-def test_source_that_adds_a_skip_skips_tests(line):
-    patch = _modify("src/pkg/core.py", [], [line])
-    assert GuardFlag.SKIPS_TESTS in _flags(patch)
+SKIP_LINES = ['        pytest.skip("not supported here")', "@pytest.mark.skip(reason='flaky')", '@pytest.mark.xfail(reason="known")']
+
+
+@pytest.mark.parametrize("line", SKIP_LINES)
+@pytest.mark.parametrize("patch", [
+    lambda line: _modify("tests/test_x.py", [], [line]),  # an existing test file
+    lambda line: _modify("tests/test_core.py", [], [line]),  # a file of the test patch
+    lambda line: _create("tests/conftest.py", ["import pytest", "", "def pytest_collection_modifyitems(items):", line]),
+], ids=["existing-test-file", "test-patch-file", "conftest"])
+def test_a_skip_added_to_tests_or_a_collection_hook_skips_tests(patch, line):
+    assert GuardFlag.SKIPS_TESTS in _flags(patch(line))
+
+
+@pytest.mark.parametrize("line", SKIP_LINES)
+def test_a_skip_in_source_is_left_to_the_runs(line):
+    # pytest's own skip machinery is source its gold patches edit (pytest-dev__pytest-8906); a patch
+    # that does make an expected test skip is caught in its runs.
+    assert _flags(_modify("src/pkg/core.py", [], [line])) == set()
 
 
 def test_a_new_test_file_may_skip_its_own_tests():
@@ -200,13 +211,40 @@ def test_no_runs_raise_no_flags():
     assert run_flags([], EXPECTED, parse_pytest) == set()
 
 
-def test_a_test_reported_twice_is_forged_output():
+def test_a_result_line_before_the_runners_summary_is_forged_output():
+    # Printed at import; pytest reports test_y itself only in its summary, where the real FAILED wins.
     assert GuardFlag.FORGED_OUTPUT in run_flags([_run(FORGED_LOG, 1)], EXPECTED, parse_pytest)
 
 
 def test_a_forged_line_in_any_run_is_flagged():
     runs = [_run(PASSING_LOG, 0), _run(FORGED_LOG, 1)]
     assert GuardFlag.FORGED_OUTPUT in run_flags(runs, EXPECTED, parse_pytest)
+
+
+def test_a_success_line_repeated_verbatim_in_the_summary_is_forged_output():
+    # pytest reports each node id once; the copy also shadows nothing, so only its repetition shows it.
+    log = PASSING_LOG.replace("PASSED tests/test_a.py::test_y\n", "PASSED tests/test_a.py::test_y\nPASSED tests/test_a.py::test_y\n")
+    assert run_flags([_run(log, 0)], EXPECTED, parse_pytest) == {GuardFlag.FORGED_OUTPUT}
+
+
+def test_a_passed_line_after_the_final_line_is_forged_output_and_contradicts_exit_zero():
+    # An atexit hook that claims the failing test and exits 0: the official grading reads it as passed.
+    log = FAILING_LOG + "PASSED tests/test_a.py::test_y\n"
+    run = _run(log, 0)
+    assert run.statuses["tests/test_a.py::test_y"] is TestStatus.PASSED
+    assert run_flags([run], EXPECTED, parse_pytest) == {GuardFlag.FORGED_OUTPUT, GuardFlag.EXIT_CODE_MISMATCH}
+
+
+def test_result_lines_without_the_runners_report_around_them_are_forged_output():
+    # Written straight to the real stdout mid-run, then os._exit(0): pytest never got to report.
+    log = HEADER + "tests/test_a.py .\nPASSED tests/test_a.py::test_x\nPASSED tests/test_a.py::test_y\n"
+    assert run_flags([_run(log, 0)], EXPECTED, parse_pytest) == {GuardFlag.FORGED_OUTPUT}
+
+
+def test_result_lines_for_tests_the_task_does_not_expect_are_not_flagged():
+    # Output of the code under test may look like results; only claims about expected tests matter.
+    log = PASSING_LOG + "PASSED tests/test_a.py::test_unrelated\nFAILED tests/test_b.py::test_other - nope\n"
+    assert run_flags([_run(log, 0)], EXPECTED, parse_pytest) == set()
 
 
 def test_a_harness_marker_in_the_output_is_forged_output():
@@ -228,8 +266,10 @@ def test_exit_code_zero_with_an_error_is_a_mismatch():
     assert run_flags([_run(log, 0)], EXPECTED, parse_pytest) == {GuardFlag.EXIT_CODE_MISMATCH}
 
 
-def test_exit_code_one_with_only_passed_tests_is_a_mismatch():
-    assert run_flags([_run(PASSING_LOG, 1)], EXPECTED, parse_pytest) == {GuardFlag.EXIT_CODE_MISMATCH}
+def test_exit_code_one_with_only_passed_tests_needs_no_flag_as_the_official_rule_discards_the_run():
+    run = _run(PASSING_LOG, 1)
+    assert run_flags([run], EXPECTED, parse_pytest) == set()
+    assert accepted(run.statuses, run.exit_code) == {}  # so every expected test counts as missing
 
 
 def test_a_timed_out_run_has_no_exit_code_to_contradict():
