@@ -23,9 +23,10 @@ demo: setup
 	$(BIN)/monkeys demo
 
 # Test-only tools: a registry on loopback for the pull path, and the official swebench package's log
-# parsers (their modules need nothing else, so not its heavy dependencies) to check ours against.
+# parsers and apply commands (their modules need nothing else, so not its heavy dependencies) to check
+# ours against. The registry comes from apt as doctor installs packages: waiting for another apt's lock
+# (a fresh machine's first boot), and stopping here, naming the package, if it cannot be installed.
 test: setup
 	$(BIN)/pip install -q --no-deps 'swebench==5.0.2'
-	@command -v docker-registry >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; } || true
+	@command -v docker-registry >/dev/null || $(BIN)/python -m harness.doctor install docker-registry
 	$(BIN)/pytest -q

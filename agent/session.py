@@ -8,9 +8,19 @@ the protocol. After it, the shell prints a marker carrying a random nonce and th
 model never sees the nonce, so its commands cannot forge the end of their output.
 
 A command that outlives its timeout is killed, with everything it started (every process in the
-container but the init, the idle ``sleep`` and the shell itself); if the shell is then still busy (a
-loop in the shell itself, ``exec`` of something else) or it died (``exit``, ``kill $$``), a fresh
-shell replaces it in the repository. Either way the command costs only itself, never the attempt.
+container but the init, the idle ``sleep``, the shell itself and the killer below); if the shell is
+then still busy (a loop in the shell itself, ``exec`` of something else) or it died (``exit``,
+``kill $$``), a fresh shell replaces it in the repository. Either way the command costs only itself,
+never the attempt.
+
+The kill must be complete even against a fork bomb, or the survivors refill the pid limit and every
+later command of the attempt fails. Two things made it incomplete: one pass of SIGKILL over /proc,
+while the processes not reached yet forked new ones behind it (harness.containers.KILL_FUNCTION
+now stops them all first, then kills them); and the kill ran in a fresh ``docker exec``, which needs
+a free pid, which a fork bomb holding the whole limit does not leave. So the kill runs in a second
+bash started with the session, before any command: the killer, which needs no new pid and forks
+nothing. Should a command kill the killer, a ``docker exec`` runs the same kill (retried while the
+pid limit refuses it) and a new killer starts.
 """
 
 from __future__ import annotations
@@ -21,10 +31,9 @@ import select
 import socket
 import struct
 import time
-from collections import deque
 from dataclasses import dataclass
 
-from harness.containers import Container
+from harness.containers import KILL_FUNCTION, Container, HeadTail
 
 REPO_DIR = "/testbed"
 # The official images' environment, as their eval scripts activate it.
@@ -35,16 +44,8 @@ SHELL_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "MANPAGER": "cat", "TERM": "dum
              "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "HOME": "/root"}
 # Seconds a killed command's shell gets to print its marker before it is replaced.
 _SETTLE_S = 2.0
-# Kills every process but PID 1 (docker-init), the container's idle command, the shell and itself.
-_KILL_OTHERS = r"""
-keep=" 1 $KEEP $$ $PPID "
-for d in /proc/[0-9]*; do
-  p=${d#/proc/}
-  case "$keep" in *" $p "*) continue;; esac
-  kill -KILL "$p" 2>/dev/null
-done
-exit 0
-"""
+# Seconds the killer gets to report; past it, the kill is redone by a `docker exec`.
+_KILL_S = 30.0
 
 
 class CommandEnd(str, enum.Enum):
@@ -72,43 +73,6 @@ class SessionError(RuntimeError):
     """The container stopped answering: an infrastructure failure, not the model's."""
 
 
-class _Output:
-    """Keeps the first and last ``limit // 2`` bytes of a stream, however long it runs."""
-
-    def __init__(self, limit: int):
-        self.half = max(limit // 2, 1)
-        self.head = bytearray()
-        self.tail: deque[bytes] = deque()
-        self.tail_len = 0
-        self.dropped = 0
-
-    def add(self, data: bytes) -> None:
-        room = self.half - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if not data:
-            return
-        self.tail.append(data)
-        self.tail_len += len(data)
-        while self.tail_len - len(self.tail[0]) >= self.half:
-            gone = self.tail.popleft()
-            self.tail_len -= len(gone)
-            self.dropped += len(gone)
-
-    def text(self) -> tuple[str, int]:
-        tail = b"".join(self.tail)
-        if self.tail_len > self.half:
-            cut = self.tail_len - self.half
-            tail, self.dropped = tail[cut:], self.dropped + cut
-            self.tail_len = self.half
-        head = self.head.decode("utf-8", errors="replace")
-        rest = tail.decode("utf-8", errors="replace")
-        if self.dropped:
-            return f"{head}\n[... {self.dropped} bytes of output omitted ...]\n{rest}", self.dropped
-        return head + rest, 0
-
-
 def ansi_c_quote(text: str) -> str:
     """``text`` as a bash ``$'...'`` word: every byte but plain printable ASCII escaped, so nothing in
     it (quotes, newlines, backslashes, non-UTF-8) can end the word early."""
@@ -122,142 +86,48 @@ def ansi_c_quote(text: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
-class ShellSession:
-    """One long-lived bash in ``container``, started in the repository with its environment active.
+class _Pipe:
+    """One bash attached over the Docker socket: commands go in on its stdin, its stdout and stderr
+    come back as one stream, and each reply ends with a marker line, a random nonce and a number."""
 
-    Not thread-safe: one attempt drives one session.
-    """
+    def __init__(self, container: Container, *, workdir: str, env: dict[str, str], setup: str):
+        api = container.client.api
+        exec_id = api.exec_create(container.id, ["bash", "--noprofile", "--norc"], stdin=True, tty=False,
+                                  workdir=workdir, environment=env)["Id"]
+        self.sock = api.exec_start(exec_id, socket=True)
+        self.raw: socket.socket = getattr(self.sock, "_sock", self.sock)
+        self.raw.setblocking(True)
+        self.buf = bytearray()  # undecoded frame bytes
+        self.nonce = secrets.token_hex(12)
+        self.pid = 0
+        # Its own stderr goes to its stdout too, so the reply is one ordered stream.
+        self.send(f"exec 2>&1\n{setup}\necho {self.nonce} $$\n".encode())
 
-    def __init__(self, container: Container, *, workdir: str = REPO_DIR, output_limit: int = 10_000,
-                 env: dict[str, str] | None = None):
-        self.container = container
-        self.workdir = workdir
-        self.output_limit = output_limit
-        self.env = {**SHELL_ENV, **(env or {})}
-        self.restarts = 0
-        self._sock = None
-        self._raw: socket.socket | None = None
-        self._buf = bytearray()  # undecoded frame bytes
-        self._pid = 0
-        self._idle: list[str] = []
-        self._start()
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        api = self.container.client.api
+    def started(self, timeout: float) -> bool:
+        """Wait for the setup's marker; False if it did not come."""
         try:
-            exec_id = api.exec_create(self.container.id, ["bash", "--noprofile", "--norc"], stdin=True, tty=False,
-                                      workdir=self.workdir, environment=self.env)["Id"]
-            self._sock = api.exec_start(exec_id, socket=True)
-        except Exception as err:  # docker.errors.APIError, a closed socket: the container is gone
-            raise SessionError(f"cannot start a shell in container {self.container.id[:12]}: {err}") from err
-        self._raw = getattr(self._sock, "_sock", self._sock)
-        self._raw.setblocking(True)
-        self._buf.clear()
-        self._nonce = secrets.token_hex(12)
-        # The shell's own stderr goes to its stdout too, so the protocol sees one ordered stream.
-        setup = f"exec 2>&1\ncd {self.workdir} 2>/dev/null\n{ACTIVATE}\necho {self._nonce} $$\n"
-        self._send(setup.encode())
-        result = self._read_until_marker(timeout=30.0)
-        if result is None or result[0] is None:
-            raise SessionError(f"the shell in container {self.container.id[:12]} did not start")
-        self._pid = result[1]
-        if not self._idle:
-            # The container's idle command is init's only child before any command runs; exec'd
-            # processes are not init's children, orphans become them only later.
-            self._idle = self.run("cat /proc/1/task/1/children", timeout=10).output.split()
+            marker = self.read_until_marker(timeout)
+        except OSError:
+            return False
+        if marker is None or marker[0] is None:
+            return False
+        self.pid = marker[1]
+        return True
+
+    def send(self, data: bytes) -> None:
+        self.raw.sendall(data)
 
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-            self._sock = self._raw = None
-
-    def __enter__(self) -> "ShellSession":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- commands -----------------------------------------------------------------------------
-
-    def run(self, command: str, timeout: float = 60.0, output_limit: int | None = None) -> CommandResult:
-        """Run ``command`` in the shell; past ``timeout`` seconds it is killed with all it started.
-        ``output_limit`` overrides the session's for this command (the host reading a whole file)."""
-        started = time.monotonic()
-        out = _Output(output_limit or self.output_limit)
-        # `builtin`: a function the model defines named echo or eval must not break the protocol.
-        line = (f"builtin eval {ansi_c_quote(command)} </dev/null\n"
-                f"__monkeys_s=$?; builtin echo; builtin echo {self._nonce} $__monkeys_s\n")
         try:
-            self._send(line.encode())
-            marker = self._read_until_marker(timeout, out)
+            self.sock.close()
         except OSError:
-            marker = None
-        if marker is None:  # the shell is gone
-            return self._after_death(out, started, CommandEnd.SHELL_DIED)
-        if marker[0] is None:  # timed out
-            self._kill_others()
-            try:
-                marker = self._read_until_marker(_SETTLE_S, out)
-            except OSError:
-                marker = None
-            if marker is None or marker[0] is None:
-                return self._after_death(out, started, CommandEnd.TIMED_OUT)
-            # Reap the killed background jobs here, so that bash's "Killed ..." notices land in
-            # this command's output rather than at the start of the next one's (a race otherwise).
-            # bash prints a notice when it next reads a line, hence the marker on a line of its own.
-            try:
-                self._send(f"builtin wait\nbuiltin echo {self._nonce} 0\n".encode())
-                marker = self._read_until_marker(_SETTLE_S, out)
-            except OSError:
-                marker = None
-            if marker is None or marker[0] is None:
-                return self._after_death(out, started, CommandEnd.TIMED_OUT)
-            text, dropped = out.text()
-            return CommandResult(CommandEnd.TIMED_OUT, None, _strip_echo(text), time.monotonic() - started, dropped)
-        text, dropped = out.text()
-        return CommandResult(CommandEnd.EXITED, marker[1], _strip_echo(text), time.monotonic() - started, dropped)
+            pass
 
-    def _after_death(self, out: _Output, started: float, end: CommandEnd) -> CommandResult:
-        self.close()
-        self._kill_others(shell_too=True)
-        self.restarts += 1
-        self._start()
-        text, dropped = out.text()
-        return CommandResult(end, None, text, time.monotonic() - started, dropped, restarted=True)
-
-    def _kill_others(self, shell_too: bool = False) -> None:
-        keep = " ".join(self._idle + ([] if shell_too else [str(self._pid)]))
-        argv = ["bash", "--noprofile", "--norc", "-c", _KILL_OTHERS.replace("$KEEP", keep)]
-        # As the exec's own process, not under `timeout` (Container.exec): when a fork bomb holds
-        # every pid, a wrapper that must fork fails and nothing is killed. The script forks nothing.
-        code = None
-        for attempt in range(3):  # a full pid table may refuse the exec itself for a moment
-            try:
-                code = self.container.exec_argv(argv, deadline=30).exit_code
-            except Exception as err:  # docker.errors.APIError: the container is gone
-                raise SessionError(f"cannot stop a command in container {self.container.id[:12]}: {err}") from err
-            if code == 0:
-                return
-            time.sleep(0.2 * (attempt + 1))
-        raise SessionError(f"cannot stop a command in container {self.container.id[:12]} (exit {code})")
-
-    # -- the wire -----------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        assert self._raw is not None
-        self._raw.sendall(data)
-
-    def _read_until_marker(self, timeout: float, out: _Output | None = None) -> tuple[int | None, int] | None:
+    def read_until_marker(self, timeout: float, out: HeadTail | None = None) -> tuple[int | None, int] | None:
         """Read stdout frames until the marker line. Returns (True-ish, exit status) when it came,
         (None, 0) at the timeout, and None when the shell closed the stream."""
-        assert self._raw is not None
         deadline = time.monotonic() + timeout
-        marker = self._nonce.encode() + b" "
+        marker = self.nonce.encode() + b" "
         window = bytearray()  # the not-yet-released end of the output, where a marker may be starting
         while True:
             while True:
@@ -273,7 +143,7 @@ class ShellSession:
                     if out is not None:
                         out.add(bytes(window[:at]))
                     rest = bytes(window[end + 1:])
-                    self._buf[:0] = _frame(rest) if rest else b""
+                    self.buf[:0] = _frame(rest) if rest else b""
                     status = window[at + len(marker):end].strip()
                     return 1, int(status) if status.lstrip(b"-").isdigit() else -1
                 # Release all but what could be the start of a marker.
@@ -287,26 +157,160 @@ class ShellSession:
                 if out is not None:
                     out.add(bytes(window))
                 return None, 0
-            ready, _, _ = select.select([self._raw], [], [], left)
+            ready, _, _ = select.select([self.raw], [], [], left)
             if not ready:
                 continue
-            chunk = self._raw.recv(65536)
+            chunk = self.raw.recv(65536)
             if not chunk:
                 if out is not None:
                     out.add(bytes(window))
                 return None
-            self._buf += chunk
+            self.buf += chunk
 
     def _next_frame(self) -> bytes | None:
         """One payload from Docker's multiplexed stream (8-byte header: stream, 0, 0, 0, size)."""
-        if len(self._buf) < 8:
+        if len(self.buf) < 8:
             return None
-        (size,) = struct.unpack(">I", self._buf[4:8])
-        if len(self._buf) < 8 + size:
+        (size,) = struct.unpack(">I", self.buf[4:8])
+        if len(self.buf) < 8 + size:
             return None
-        payload = bytes(self._buf[8:8 + size])
-        del self._buf[:8 + size]
+        payload = bytes(self.buf[8:8 + size])
+        del self.buf[:8 + size]
         return payload
+
+
+class ShellSession:
+    """One long-lived bash in ``container``, started in the repository with its environment active.
+
+    Not thread-safe: one attempt drives one session.
+    """
+
+    def __init__(self, container: Container, *, workdir: str = REPO_DIR, output_limit: int = 10_000,
+                 env: dict[str, str] | None = None):
+        self.container = container
+        self.workdir = workdir
+        self.output_limit = output_limit
+        self.env = {**SHELL_ENV, **(env or {})}
+        self.restarts = 0
+        self._shell: _Pipe | None = None
+        self._killer: _Pipe | None = None
+        self._start()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._killer is None:
+            # Before the shell, so that it is there, needing no pid, whenever a command must be killed.
+            self._start_killer()
+        try:
+            self._shell = _Pipe(self.container, workdir=self.workdir, env=self.env,
+                                setup=f"cd {self.workdir} 2>/dev/null\n{ACTIVATE}")
+        except Exception as err:  # docker.errors.APIError, a closed socket: the container is gone
+            raise SessionError(f"cannot start a shell in container {self.container.id[:12]}: {err}") from err
+        if not self._shell.started(timeout=30.0):
+            raise SessionError(f"the shell in container {self.container.id[:12]} did not start")
+
+    def close(self) -> None:
+        for pipe in (self._shell, self._killer):
+            if pipe is not None:
+                pipe.close()
+        self._shell = self._killer = None
+
+    def __enter__(self) -> "ShellSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def run(self, command: str, timeout: float = 60.0, output_limit: int | None = None) -> CommandResult:
+        """Run ``command`` in the shell; past ``timeout`` seconds it is killed with all it started.
+        ``output_limit`` overrides the session's for this command (the host reading a whole file)."""
+        started = time.monotonic()
+        out = HeadTail(output_limit or self.output_limit)
+        shell = self._shell
+        assert shell is not None, "the session is closed"
+        # `builtin`: a function the model defines named echo or eval must not break the protocol.
+        line = (f"builtin eval {ansi_c_quote(command)} </dev/null\n"
+                f"__monkeys_s=$?; builtin echo; builtin echo {shell.nonce} $__monkeys_s\n")
+        try:
+            shell.send(line.encode())
+            marker = shell.read_until_marker(timeout, out)
+        except OSError:
+            marker = None
+        if marker is None:  # the shell is gone
+            return self._after_death(out, started, CommandEnd.SHELL_DIED)
+        if marker[0] is None:  # timed out
+            self._kill_others()
+            try:
+                marker = shell.read_until_marker(_SETTLE_S, out)
+            except OSError:
+                marker = None
+            if marker is None or marker[0] is None:
+                return self._after_death(out, started, CommandEnd.TIMED_OUT)
+            # Reap the killed background jobs here, so that bash's "Killed ..." notices land in
+            # this command's output rather than at the start of the next one's (a race otherwise).
+            # bash prints a notice when it next reads a line, hence the marker on a line of its own.
+            try:
+                shell.send(f"builtin wait\nbuiltin echo {shell.nonce} 0\n".encode())
+                marker = shell.read_until_marker(_SETTLE_S, out)
+            except OSError:
+                marker = None
+            if marker is None or marker[0] is None:
+                return self._after_death(out, started, CommandEnd.TIMED_OUT)
+            text, dropped = out.text()
+            return CommandResult(CommandEnd.TIMED_OUT, None, _strip_echo(text), time.monotonic() - started, dropped)
+        text, dropped = out.text()
+        return CommandResult(CommandEnd.EXITED, marker[1], _strip_echo(text), time.monotonic() - started, dropped)
+
+    def _after_death(self, out: HeadTail, started: float, end: CommandEnd) -> CommandResult:
+        if self._shell is not None:
+            self._shell.close()
+        self._kill_others(shell_too=True)
+        self.restarts += 1
+        self._start()
+        text, dropped = out.text()
+        return CommandResult(end, None, text, time.monotonic() - started, dropped, restarted=True)
+
+    def _kill_others(self, shell_too: bool = False) -> None:
+        """Every process but the container's own (init, the idle command), the killer and, unless
+        ``shell_too``, the shell (stopped while the rest dies, then continued)."""
+        spare = "" if shell_too or self._shell is None else str(self._shell.pid)
+        if self._killer is not None:
+            call = f"__monkeys_kill '' '{spare}'; builtin echo; builtin echo {self._killer.nonce} $?\n"
+            try:
+                self._killer.send(call.encode())
+                marker = self._killer.read_until_marker(_KILL_S)
+            except OSError:
+                marker = None
+            if marker is not None and marker[0] is not None:
+                if marker[1] == 0 or not shell_too:  # a spared shell may itself be what forks
+                    return
+            else:  # a command killed or stopped it
+                self._killer.close()
+                self._killer = None
+        try:
+            done = self.container.kill_others(str(self._killer.pid) if self._killer else "", spare)
+        except Exception as err:  # docker.errors.APIError: the container is gone
+            raise SessionError(f"cannot stop a command in container {self.container.id[:12]}: {err}") from err
+        if not done and shell_too:
+            raise SessionError(f"cannot stop a command in container {self.container.id[:12]}: "
+                               "processes outlived the kill")
+        if self._killer is None:
+            self._start_killer()
+
+    def _start_killer(self) -> None:
+        """The killer: a bash that has defined KILL_FUNCTION and waits. If it cannot start, there is
+        none, and the kill runs as a `docker exec` until a later start succeeds."""
+        try:
+            killer = _Pipe(self.container, workdir="/", env={"LC_ALL": "C"}, setup=KILL_FUNCTION)
+        except Exception:  # docker.errors.APIError: the container is gone, which the next command reports
+            return
+        if killer.started(timeout=30.0):
+            self._killer = killer
+        else:
+            killer.close()
 
 
 def _frame(payload: bytes) -> bytes:

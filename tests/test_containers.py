@@ -1,6 +1,7 @@
 """The container runtime against the real engine."""
 
 import os
+import re
 import socket
 import time
 
@@ -8,7 +9,8 @@ import docker.errors
 
 import pytest
 
-from harness.containers import OWNER_LABEL, RUN_LABEL, ContainerRuntime, Limits
+from harness import containers
+from harness.containers import KEPT_CAPABILITIES, OUTPUT_CAP, OWNER_LABEL, RUN_LABEL, ContainerRuntime, Limits
 from harness.images import BaseSpec
 
 pytestmark = pytest.mark.docker
@@ -81,3 +83,59 @@ def test_exec_output_interleaves_both_streams_and_keeps_the_exit_code(docker_cli
     with ContainerRuntime(docker_client, run="test-exec").open(image) as container:
         result = container.exec("echo out; echo err >&2; exit 3", timeout=10)
     assert (result.exit_code, result.output.split()) == (3, ["out", "err"])
+
+
+# Capability numbers (linux/capability.h) of Docker's default set.
+CAPABILITY_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "KILL": 5, "SETGID": 6, "SETUID": 7,
+                   "SETPCAP": 8, "NET_BIND_SERVICE": 10, "NET_RAW": 13, "SYS_CHROOT": 18, "MKNOD": 27,
+                   "AUDIT_WRITE": 29, "SETFCAP": 31}
+
+
+def test_a_container_keeps_only_the_capabilities_it_needs_and_cannot_gain_any(docker_client, image):
+    status = ContainerRuntime(docker_client, run="test-caps").run_script(
+        image, "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; "
+               "touch /tmp/f && chown 65534:65534 /tmp/f && echo chown-ok; "
+               "mknod /tmp/null c 1 3 2>/dev/null || echo mknod-refused")
+    fields = dict(line.split(":\t") for line in status.output.splitlines() if ":\t" in line)
+    kept = sum(1 << CAPABILITY_BITS[name] for name in KEPT_CAPABILITIES)
+    assert int(fields["CapEff"], 16) == int(fields["CapBnd"], 16) == kept, status.output
+    assert fields["NoNewPrivs"] == "1"
+    assert "chown-ok" in status.output and "mknod-refused" in status.output  # CHOWN kept, MKNOD dropped
+
+
+def test_output_past_the_cap_keeps_its_head_and_tail_with_a_note(docker_client, image, monkeypatch):
+    monkeypatch.setattr(containers, "OUTPUT_CAP", 1_000_000)
+    with ContainerRuntime(docker_client, run="test-output-cap").open(image) as container:
+        result = container.exec("echo START; yes | head -c 5000000; echo END", timeout=60)
+    assert result.exit_code == 0
+    note = re.search(r"\n\[\.\.\. (\d+) bytes of output omitted \.\.\.\]\n", result.output)
+    assert note and int(note.group(1)) == result.truncated_bytes > 0
+    head, tail = result.output[:note.start()], result.output[note.end():]
+    assert head.startswith("START\ny\n") and tail.endswith("y\nEND\n")
+    assert len(head) == len(tail) == 500_000
+    assert len(head) + result.truncated_bytes + len(tail) == len("START\n") + 5_000_000 + len("END\n")
+
+
+def test_a_command_printing_gigabytes_costs_the_host_only_the_cap(docker_client, image):
+    assert 1 << 20 <= OUTPUT_CAP <= 64 << 20
+    with ContainerRuntime(docker_client, run="test-output-flood").open(image) as container:
+        # Endless output: the exec's deadline counts from its start, however steadily bytes come.
+        result = container.exec_argv(["yes"], deadline=3)
+    assert result.exit_code is None and result.truncated_bytes > 0
+    assert len(result.output.encode()) <= OUTPUT_CAP + 100
+
+
+def test_the_host_deadline_ends_a_command_that_prints_nothing(docker_client, image):
+    with ContainerRuntime(docker_client, run="test-exec-deadline").open(image) as container:
+        started = time.monotonic()
+        result = container.exec_argv(["sleep", "300"], deadline=2)
+        assert result.exit_code is None and time.monotonic() - started < 20
+
+
+def test_a_process_that_left_the_timed_out_group_is_killed_too(docker_client, image):
+    with ContainerRuntime(docker_client, run="test-exec-escape").open(image) as container:
+        # The setsid'd sleep and bash (with a child of its own) leave the group `timeout` kills.
+        hung = container.exec("setsid sleep 300 & setsid bash -c 'sleep 301 & wait' & echo started; wait", timeout=2)
+        assert hung.timed_out and "started" in hung.output
+        after = container.exec("cat /proc/[0-9]*/cmdline | tr '\\0' ' '; echo", timeout=10)
+        assert after.exit_code == 0 and "sleep 30" not in after.output and "sleep infinity" in after.output

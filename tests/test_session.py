@@ -305,8 +305,24 @@ def test_a_timeout_frees_a_full_pid_limit(session, command):
         counted = re.findall(r"procs=(\d+)", session.run(COUNT_PROCS, 30).output)
     except SessionError as err:  # no fresh shell could start: the pids were still all taken
         raise AssertionError(f"the processes outlived the kill: {err}") from err
-    # docker-init, the idle sleep and the shell
+    # docker-init, the idle sleep, the shell and the session's killer
     assert counted and int(counted[-1]) <= 4, counted
+
+
+# The session's killer is its other bash (in /, where the shell never starts): a command may kill it.
+IS_KILLER = '[ "${d#/proc/}" != $$ ] && [ "$(readlink $d/cwd)" = / ] && grep -qz -- --norc $d/cmdline'
+KILL_THE_KILLER = f'for d in /proc/[0-9]*; do {IS_KILLER} && kill -9 "${{d#/proc/}}"; done; true'
+COUNT_KILLERS = f"n=0; for d in /proc/[0-9]*; do {IS_KILLER} && n=$((n+1)); done; echo $n"
+
+
+def test_a_command_that_kills_the_killer_is_still_killed_at_its_timeout(session):
+    assert ok(session, COUNT_KILLERS) == "1\n"
+    ok(session, KILL_THE_KILLER)
+    assert ok(session, COUNT_KILLERS) == "0\n"
+    result = session.run("sleep 1000 & sleep 1000", timeout=2)
+    assert result.end is CommandEnd.TIMED_OUT and not result.restarted, result
+    assert "sleep 1000" not in ok(session, LIST_PROCS)
+    assert ok(session, COUNT_KILLERS) == "1\n"  # a new one took over
 
 
 def test_a_memory_hog_costs_at_most_its_attempt(runtime, image, session):
