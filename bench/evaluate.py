@@ -10,7 +10,10 @@ temporary directory, so nothing measured comes from earlier runs. Prints:
 2. the fixed cost of one evaluation outside its tests (container start, patch apply, cleanup):
    median, beside the median time of the tests themselves (goal: at most 0.5 s);
 3. test runs for a preds file in which half the rows repeat the other half's patches, against an
-   all-unique preds file of the same length (goal: 0.5).
+   all-unique preds file of the same length (goal: 0.5);
+4. what independent reruns cost: seconds per run when each of R runs of one patch gets a fresh
+   container (apply and setup included, as evaluations run them), against R runs of the test command
+   in one container after one apply and setup (the old way, timed here by hand).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from pathlib import Path
 
 from harness import engine
 from harness.evalcache import EvalCache
+from harness.evalscript import eval_files, needs_network, plan
 from harness.evaluate import EvalConfig, EvalStatus, Evaluator, evaluate
+from harness.images import image_name
 from harness.predictions import Prediction, gold
 from harness.store import RunStore
 from harness.tasks import load_tasks
@@ -51,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", type=int, default=2, help="unique patches per task and kind (default 2)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reruns", type=int, default=11, help="runs of one patch in measure 4 (default 11)")
     args = parser.parse_args()
 
     tasks = [t for t in load_tasks().tasks if not t.flaky]
@@ -90,6 +96,25 @@ def main() -> None:
         dup_runs = dup_result.report["monkeys"]["test_runs_executed"]
         print(f"3. test runs, {rows} rows half repeating vs {rows} unique rows: {dup_runs} / {base_runs} = "
               f"{dup_runs / base_runs:.3f}  (goal 0.5)")
+
+        # 4: R independent runs (fresh containers) against R runs in one container.
+        task = tasks[0]
+        patch = variant(task.patch, next(counter))
+        started = time.monotonic()
+        measured = evaluator.measure(task, patch, lambda _: args.reruns)
+        fresh_per_run = (time.monotonic() - started) / args.reruns
+        steps = plan(task)
+        with evaluator.runtime.open(image_name(task), files=eval_files(task, patch), network=needs_network(task)) as box:
+            box.exec(steps.apply, timeout=300)
+            box.exec(steps.setup, timeout=300)
+            started = time.monotonic()
+            for _ in range(args.reruns):
+                box.exec(steps.test, timeout=300)
+            same_per_run = (time.monotonic() - started) / args.reruns
+        assert measured.new_runs == args.reruns, measured.error
+        print(f"4. {args.reruns} runs of one patch ({task.instance_id}): fresh container per run {fresh_per_run:.3f} s/run, "
+              f"one container {same_per_run:.3f} s/run; ratio {fresh_per_run / same_per_run:.2f} "
+              f"(+{fresh_per_run - same_per_run:.3f} s per rerun for independence)")
         evaluator.cache.close()
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from harness.parsers import StatusMap, get_parser, parser_name_for
 from harness.patches import Change, files
-from harness.specs import UnknownSpec, legacy_eval
+from harness.specs import UnknownSpec, directives_for, legacy_eval
 from harness.tasks import Task
 
 CANDIDATE = "candidate.diff"
@@ -32,13 +32,32 @@ ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed && cd 
 
 
 class ApplyMethod(str, enum.Enum):
-    """How a candidate patch went in, in the order they are tried (the official harness's fallbacks)."""
+    """How a candidate patch went in. Values are the commands, exactly as swebench 5.0.2's harness runs
+    them; names are what the evaluation cache and reports record."""
 
     EMPTY = "nothing to apply"  # an empty or missing patch: the tests run on base_commit
     GIT_APPLY = "git apply --verbose"
-    GIT_APPLY_REJECT = "git apply --verbose --reject"
     GIT_APPLY_3WAY = "git apply --verbose --3way"
-    PATCH_FUZZ = "patch --batch --fuzz=5 -p1 -i"
+    # Tried, as upstream does, though it is hardly ever what works: --reject exits non-zero whenever
+    # a hunk fails, and a patch whose hunks all apply went in with plain `git apply`. What it did
+    # apply is undone before the next try.
+    GIT_APPLY_REJECT = "git apply --verbose --reject"
+    PATCH_FUZZ = "patch --batch --forward --fuzz=5 -p1 -i"
+    # Every try failed but the tree already holds the patch (e.g. `patch --forward` skipped hunks
+    # it found applied): upstream's final check, on the tree the last try left.
+    ALREADY_APPLIED = "git apply --check --reverse"
+
+    @classmethod
+    def tries(cls) -> list["ApplyMethod"]:
+        """The commands tried in turn: upstream's GIT_APPLY_CMDS, in its order."""
+        return [cls.GIT_APPLY, cls.GIT_APPLY_3WAY, cls.GIT_APPLY_REJECT, cls.PATCH_FUZZ]
+
+
+class Limit(str, enum.Enum):
+    """A container limit that a test run ran into (the kernel killed a process, or refused a fork)."""
+
+    MEMORY = "memory"
+    PIDS = "pids"
 
 
 @dataclass(frozen=True)
@@ -49,20 +68,29 @@ class TestRun:
 
     statuses: StatusMap
     exit_code: int | None
+    """None when the run was killed at its timeout."""
     output: str = ""
+    timed_out: bool = False
+    limits_hit: tuple[Limit, ...] = ()
+    """Container limits this run ran into (read from the container's cgroup around the run)."""
 
 
 @dataclass(frozen=True)
 class EvalPlan:
-    """The commands of one task's evaluation; ``digest`` names them in the evaluation cache."""
+    """The commands of one task's evaluation, and the bytes of the files they read besides the
+    candidate patch (the test patch, the row's eval script). ``digest`` names all of it in the
+    evaluation cache, so a revised row or command never reuses runs made for the old one."""
 
     apply: str
     setup: str
     test: str
+    inputs: tuple[tuple[str, str], ...] = ()
+    """(file name under /monkeys/, content) of every file the commands read, the candidate aside."""
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256("\0".join((self.apply, self.setup, self.test)).encode()).hexdigest()[:16]
+        parts = [self.apply, self.setup, self.test, *(f"{name}\0{content}" for name, content in self.inputs)]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
 def patched_test_files(task: Task) -> tuple[list[str], list[str]]:
@@ -76,22 +104,33 @@ def patched_test_files(task: Task) -> tuple[list[str], list[str]]:
 # The apply step's exit status names the method that worked (a status, unlike a printed line, cannot
 # be split by stdout and stderr interleaving); 1 means none did.
 _APPLIED_BASE = 10
+# Upstream's reset before each retry is `git checkout -- . ; git clean -fd`. Before it, `git reset`
+# empties the index: a failed --3way (which implies --index) leaves unmerged entries there, and the
+# checkout then refuses to touch those files, conflict markers and all. After it, what git clean
+# spares because it is ignored: files the patch adds (an earlier try may have made them, and
+# `patch --forward` would refuse to create them again) and .rej/.orig files.
+_PRISTINE = ("git reset -q; git checkout -- . ; git clean -fd; "
+             "[ -s /monkeys/added.txt ] && xargs -a /monkeys/added.txt -d '\\n' rm -f --; "
+             "git ls-files -z --others --ignored --exclude-standard -- '*.rej' '*.orig' | xargs -0r rm -f --")
 
 
 def apply_script() -> str:
-    """Try each ApplyMethod in turn, undoing a failed try's partial work; exit with the one that worked."""
-    undo = (
-        "git reset -q 2>/dev/null; git checkout -q -- . 2>/dev/null; "
-        "git ls-files --others --exclude-standard -z | grep -zE '\\.(rej|orig)$' | xargs -0r rm -f; "
-        "[ -s /monkeys/added.txt ] && xargs -a /monkeys/added.txt -d '\\n' rm -f --"
-    )
-    methods = list(ApplyMethod)
-    lines = ["cd /testbed", f"[ -s /monkeys/{CANDIDATE} ] || exit {_APPLIED_BASE}"]
-    for number, method in enumerate(methods[1:], start=_APPLIED_BASE + 1):
-        lines.append(f"{method.value} /monkeys/{CANDIDATE} 2>&1 && exit {number}")
-        lines.append(undo)
+    """The apply step: swebench 5.0.2's, run in the container. Each of ApplyMethod.tries() in turn on
+    a pristine tree; if none worked, `git apply --check --reverse` on the tree the last try left
+    accepts a patch that is already in. Exits with the status applied_method() reads."""
+    patch = f"/monkeys/{CANDIDATE}"
+    lines = ["cd /testbed", f"[ -s {patch} ] || exit {_APPLIED_BASE}"]
+    for attempt, method in enumerate(ApplyMethod.tries()):
+        if attempt:
+            lines.append(_PRISTINE)
+        lines.append(f"{method.value} {patch} 2>&1 && exit {_exit_status(method)}")
+    lines.append(f"{ApplyMethod.ALREADY_APPLIED.value} {patch} 2>&1 && exit {_exit_status(ApplyMethod.ALREADY_APPLIED)}")
     lines.append("exit 1")
     return "\n".join(lines) + "\n"
+
+
+def _exit_status(method: ApplyMethod) -> int:
+    return _APPLIED_BASE + list(ApplyMethod).index(method)
 
 
 def applied_method(exit_code: int | None) -> ApplyMethod | None:
@@ -122,11 +161,19 @@ def row_kind(task: Task) -> RowKind:
     return RowKind.LEGACY
 
 
+# Repositories whose tests call real services, so their evaluations get the network: psf/requests'
+# tests (the SWE-bench versions, 0.14 to 2.x) fetch from http://httpbin.org. The other SWE-bench
+# repositories' network tests are skipped by default (astropy's remote_data, xarray's @network,
+# scikit-learn's fetch_* under SKLEARN_SKIP_NETWORK_TESTS), so they run offline.
+NETWORK_REPOS = frozenset({"psf/requests"})
+
+
 def needs_network(task: Task) -> bool:
-    """SWE-bench rows are judged with the network on, as the official harness judges them: their
-    reinstall step may fetch build requirements, and some tests (psf/requests) call real services.
-    Rows that name their own test command run offline."""
-    return row_kind(task) is not RowKind.TEST_CMD
+    """Whether ``task``'s evaluation gets the network: only rows of NETWORK_REPOS, whose tests need
+    it. Everything else runs offline, so code under test reaches nothing outside its container;
+    a legacy row's reinstall step that would fetch build requirements from an index then fails,
+    which its tolerant wrapper lets pass (the image already has the environment installed)."""
+    return task.repo in NETWORK_REPOS
 
 
 def parser_for(task: Task) -> Callable[[str], StatusMap]:
@@ -145,32 +192,73 @@ def _reset(task: Task, existing: list[str], created: list[str]) -> list[str]:
     return steps
 
 
+def _inputs(task: Task) -> tuple[tuple[str, str], ...]:
+    files_ = {TEST_PATCH: task.test_patch}
+    if task.eval_script:
+        files_[EVAL_SCRIPT] = with_exit_code(task.eval_script)
+    return tuple(sorted(files_.items()))
+
+
 def plan(task: Task) -> EvalPlan:
     """The evaluation commands for ``task``; raises PlanError where none can be made."""
     kind = row_kind(task)
+    inputs = _inputs(task)
     if kind is RowKind.TEST_CMD:
         existing, created = patched_test_files(task)
         setup = " && ".join([ACTIVATE, *_reset(task, existing, created), f"git apply /monkeys/{TEST_PATCH}"])
         test = f"{ACTIVATE} && {task.test_cmd} {' '.join(shlex.quote(f) for f in existing + created)}"
-        return EvalPlan(apply=apply_script(), setup=setup, test=test)
+        return EvalPlan(apply=apply_script(), setup=setup, test=test, inputs=inputs)
     if kind is RowKind.EVAL_SCRIPT:
         # The script resets the test files and applies the test patch itself, so running it again
         # is a fresh run; stderr joins stdout as in the official harness (its `set -x` trace included).
-        return EvalPlan(apply=apply_script(), setup="true", test=f"bash /monkeys/{EVAL_SCRIPT} 2>&1")
+        return EvalPlan(apply=apply_script(), setup="true", test=f"bash /monkeys/{EVAL_SCRIPT} 2>&1", inputs=inputs)
+    legacy = _legacy(task)
+    exports = [f"export {name}={shlex.quote(value)}" for name, value in legacy.env]
+    setup = "\n".join([ACTIVATE, *exports, *_tolerant(legacy),
+                       " && ".join([*_reset(task, legacy.existing, legacy.created), f"git apply /monkeys/{TEST_PATCH}"])])
+    test = " && ".join([ACTIVATE, *exports, legacy.test_command])
+    return EvalPlan(apply=apply_script(), setup=setup, test=test, inputs=inputs)
+
+
+def existing_tests_plan(task: Task) -> EvalPlan | None:
+    """What a user can run without the hidden tests: the same test command over the test files that
+    already exist at base_commit, as they stand there (the test patch is not applied, and the files it
+    would create are absent). None where there is no such file, or the row's own eval script applies
+    the test patch itself (it cannot be run without it)."""
+    kind = row_kind(task)
+    if kind is RowKind.EVAL_SCRIPT:
+        return None
+    if kind is RowKind.TEST_CMD:
+        existing, created = patched_test_files(task)
+        if not existing:
+            return None
+        setup = " && ".join([ACTIVATE, *_reset(task, existing, created)])
+        test = f"{ACTIVATE} && {task.test_cmd} {' '.join(shlex.quote(f) for f in existing)}"
+        return EvalPlan(apply=apply_script(), setup=setup, test=test)
+    legacy = _legacy(task)
+    directives = directives_for(task.repo, legacy.existing)
+    if not directives:
+        return None
+    exports = [f"export {name}={shlex.quote(value)}" for name, value in legacy.env]
+    setup = "\n".join([ACTIVATE, *exports, *_tolerant(legacy), " && ".join(["true", *_reset(task, legacy.existing, legacy.created)])])
+    command = " ".join([legacy.runner, *(shlex.quote(d) for d in directives)])
+    test = " && ".join([ACTIVATE, *exports, command])
+    return EvalPlan(apply=apply_script(), setup=setup, test=test)
+
+
+def _legacy(task: Task):
     try:
-        legacy = legacy_eval(task)
+        return legacy_eval(task)
     except UnknownSpec as err:
         raise PlanError(f"{task.instance_id} ({task.origin}): no test command: the row has no test_cmd or "
                         f"eval_script, and {err}") from None
-    exports = [f"export {name}={shlex.quote(value)}" for name, value in legacy.env]
+
+
+def _tolerant(legacy) -> list[str]:
     # As in the official eval script (run without `set -e`), a failing preparation or reinstall does
     # not stop the tests; only the test patch must apply.
     optional = [*legacy.prepare, *([legacy.install] if legacy.install else [])]
-    tolerant = [f"{{ {step} ; }} || echo 'monkeys: a preparation step failed; the tests run anyway'" for step in optional]
-    setup = "\n".join([ACTIVATE, *exports, *tolerant,
-                       " && ".join([*_reset(task, legacy.existing, legacy.created), f"git apply /monkeys/{TEST_PATCH}"])])
-    test = " && ".join([ACTIVATE, *exports, legacy.test_command])
-    return EvalPlan(apply=apply_script(), setup=setup, test=test)
+    return [f"{{ {step} ; }} || echo 'monkeys: a preparation step failed; the tests run anyway'" for step in optional]
 
 
 def eval_files(task: Task, patch: str | None) -> dict[str, str]:

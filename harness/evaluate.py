@@ -1,26 +1,27 @@
 """Evaluation: predictions in, verdicts out, every stage leaving its evidence.
 
 For each task with predictions, a gold audit first (the gold patch run ``audit_runs`` times, cached
-per image so it is paid once): it names the tests that flake under the gold patch. Then each unique
-(task, normalised patch) gets a fresh container: apply the patch, restore and patch the tests, run
-them, and run them again only while the verdict hinges on a flaky test. Every run's status map goes
-to the evaluation cache; verdicts, guards and reports are computed from the cache, never stored as
-the truth.
+per image so it is paid once): it names the tests that flake under the gold patch, and how long its
+runs take. Then each unique (task, normalised patch) is run: apply the patch, restore and patch the
+tests, run them, and run again only while the verdict hinges on a flaky test, each run in a fresh
+container. Every run's raw output goes to the evaluation cache; status maps, verdicts, guards and
+reports are computed from it, never stored as the truth.
 
-Infrastructure failures (engine errors, a missing image, a timeout) are EvalStatus.ERROR, never a
+A patch whose tests outrun the timeout, where the gold runs finish well inside it, is TIMED_OUT: the
+patch's outcome, unresolved, cached and counted, as the official harness counts it. Infrastructure
+failures (engine errors, a missing image, a gold run that itself hangs) are EvalStatus.ERROR, never a
 model failure; nothing about them is cached, so the next call retries them.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import docker
@@ -28,29 +29,27 @@ import docker.errors
 import requests
 
 from harness.containers import ContainerRuntime, Limits
-from harness.evalcache import Applied, CacheKey, EvalCache
-from harness.evalscript import (EvalPlan, PlanError, TestRun, applied_method, eval_files, marked, needs_network,
-                               new_nonce, parser_for, patched_test_files, plan, read_run)
+from harness.evalcache import Applied, CacheKey, EvalCache, RawRun
+from harness.evalscript import (EvalPlan, Limit, PlanError, TestRun, applied_method, eval_files, existing_tests_plan,
+                               marked, needs_network, new_nonce, parser_for, patched_test_files, plan, read_run)
 from harness.grading import PASS_TO_PASS, PAPER_RUNS, Grade, Policy, accepted, grade, runs_needed, seen_flaky
 from harness.guards import patch_flags, run_flags, skipped_tests
 from harness.images import image_name
 from harness.parsers import TestStatus
 from harness.patches import PatchParseError, files, is_empty, patch_hash
 from harness.predictions import Prediction
-from harness.store import EvalRecord, RunStore
+from harness.store import EvalRecord, EvalStatus, RunStore
 from harness.tasks import Task
 
 DEFAULT_AUDIT_RUNS = 5
 
 
-class EvalStatus(str, enum.Enum):
-    GRADED = "graded"  # the tests ran and gave a verdict
-    APPLY_FAILED = "apply_failed"  # no method applied the patch: unresolved, the patch's fault
-    ERROR = "error"  # infrastructure (engine, image, timeout): no verdict, retried next call
-
-
 class InfraError(RuntimeError):
     """Something outside the patch stopped its evaluation; the message names the task and the cause."""
+
+
+# A timed-out run is the patch's outcome only when every gold run finished within this share of the limit.
+WELL_INSIDE = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,14 @@ class EvalConfig:
     workers: int = 1
     """Evaluations at once (each gets ``limits``)."""
     limits: Limits = Limits()
+    existing_tests: bool = False
+    """Also run the repository's existing tests without the hidden test patch, for each patch and for
+    no patch: the signal a user really has when choosing among attempts (``existing_tests_ok``)."""
 
 
 @dataclass
 class Measured:
-    """What the cache (and this call) hold for one (task, patch)."""
+    """What the cache (and this call) hold for one (task, patch, plan)."""
 
     applied: Applied | None = None
     runs: list[TestRun] = field(default_factory=list)
@@ -83,6 +85,17 @@ class Measured:
     seconds: float = 0.0
     used_container: bool = False
     error: str = ""
+    run_seconds: list[float] = field(default_factory=list)
+    """How long each of ``runs`` took."""
+
+    @property
+    def slowest(self) -> float:
+        """Seconds of the slowest run the verdict rests on."""
+        return max(self.run_seconds[:self.used], default=0.0)
+
+    @property
+    def applies(self) -> bool:
+        return self.applied is not None and self.applied.method is not None
 
 
 @dataclass
@@ -98,11 +111,27 @@ class Audit:
     skipped: list[str] = field(default_factory=list)
     """Expected tests the gold patch's runs skip (so a skip there is not a guard flag)."""
     error: str = ""
+    slowest: float = 0.0
+    """Seconds of the slowest gold run: a patch's run that outruns a limit the gold runs finish well
+    inside hangs by its own doing."""
+    limits_hit: list[str] = field(default_factory=list)
+    """Container limits (Limit values) that some gold run ran into."""
+
+    def hang_is_verdict(self, timeout: float) -> bool:
+        """Whether a patch's run that times out under ``timeout`` is the patch's outcome, not the
+        machinery's: the gold runs all finished well inside that limit."""
+        return not self.error and self.runs > 0 and self.slowest <= timeout * WELL_INSIDE
+
+    def as_meta(self) -> dict:
+        """What the run store keeps of it (``RunStore.meta("audits")``)."""
+        return {"runs": self.runs, "flaky": self.flaky, "gold_failing": self.gold_failing, "error": self.error}
 
 
 def settle(runs: Sequence[TestRun], need: Callable[[list[TestRun]], int]) -> int:
     """The shortest prefix of ``runs`` that meets its own ``need``, so a verdict does not depend on how
-    many extra runs the cache happens to hold."""
+    many extra runs the cache happens to hold. A run that timed out ends the prefix: it decides."""
+    hung = next((i + 1 for i, r in enumerate(runs) if r.timed_out), len(runs))
+    runs = runs[:hung]
     n = min(1, len(runs))
     while n < len(runs):
         want = need(list(runs[:n]))
@@ -115,11 +144,13 @@ def settle(runs: Sequence[TestRun], need: Callable[[list[TestRun]], int]) -> int
 def lacking(runs: Sequence[TestRun], need: Callable[[list[TestRun]], int]) -> bool:
     """Whether ``runs`` are too few for the verdict they lead to."""
     n = settle(runs, need)
+    if any(r.timed_out for r in runs[:n]):
+        return False
     return need(list(runs[:n])) > n
 
 
-def audit_from_runs(task: Task, runs: Sequence[TestRun]) -> Audit:
-    """Pure: a task's audit from its gold runs."""
+def audit_from_runs(task: Task, runs: Sequence[TestRun], seconds: Sequence[float] = ()) -> Audit:
+    """Pure: a task's audit from its gold runs (and how long each took)."""
     maps = [r.statuses for r in runs]
     every = set().union(*maps) if maps else set()
     flaky = {t: [sum(m.get(t) is TestStatus.PASSED for m in maps), len(maps)] for t in sorted(seen_flaky(maps, every))}
@@ -127,7 +158,28 @@ def audit_from_runs(task: Task, runs: Sequence[TestRun]) -> Audit:
     skipped = sorted(set().union(*(skipped_tests(r, expected) for r in runs))) if runs else []
     fine = {TestStatus.PASSED, TestStatus.SKIPPED, TestStatus.XFAIL}
     failing = [t for t in expected if t not in flaky and t not in skipped and maps and all(m.get(t) not in fine for m in maps)]
-    return Audit(task.instance_id, len(maps), flaky, failing, skipped)
+    limits = sorted({x.value for r in runs for x in r.limits_hit})
+    return Audit(task.instance_id, len(maps), flaky, failing, skipped, slowest=max(seconds, default=0.0), limits_hit=limits)
+
+
+# Read after each test run: how often the kernel OOM-killed a process of the container, and refused a
+# fork at its pid limit, over the container's life (cgroup v2 files first, then v1's).
+_LIMIT_FILES = {
+    Limit.MEMORY: ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
+    Limit.PIDS: ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events", "max"),
+}
+_READ_LIMITS = "; ".join(f"cat {v2} 2>/dev/null || cat {v1} 2>/dev/null; echo '#'" for v2, v1, _ in _LIMIT_FILES.values())
+
+
+def limits_hit(counters: str) -> tuple[Limit, ...]:
+    """Pure: the limits whose event counters (``_READ_LIMITS``' output) are above zero."""
+    hit = []
+    for (limit, (_, _, field_)), text in zip(_LIMIT_FILES.items(), counters.split("#")):
+        for line in text.splitlines():
+            name, _, value = line.strip().partition(" ")
+            if name == field_ and value.strip().isdigit() and int(value) > 0:
+                hit.append(limit)
+    return tuple(hit)
 
 
 class Evaluator:
@@ -154,21 +206,37 @@ class Evaluator:
                                      f"pull`, or build it with `monkeys images build`); this task is left out") from None
             return self._image_ids[name]
 
-    def key(self, task: Task, patch: str | None) -> CacheKey:
-        return CacheKey(self.image_id(task), plan(task).digest, patch_hash(patch))
+    def key(self, task: Task, patch: str | None, steps: EvalPlan | None = None) -> CacheKey:
+        return CacheKey(self.image_id(task), (steps or plan(task)).digest, patch_hash(patch))
 
-    def measure(self, task: Task, patch: str | None, need: Callable[[list[TestRun]], int]) -> Measured:
-        """The runs of ``patch`` on ``task``: the cached ones, plus new ones until ``need`` is met."""
+    def measure(self, task: Task, patch: str | None, need: Callable[[list[TestRun]], int], *,
+                steps: EvalPlan | None = None, hang_is_verdict: bool = False) -> Measured:
+        """The runs of ``patch`` on ``task`` (under ``steps``, by default the task's evaluation plan):
+        the cached ones, plus new ones until ``need`` is met, each in a fresh container.
+
+        A run that outruns the timeout ends the measuring: with ``hang_is_verdict`` it is the patch's
+        outcome, cached like any run; without, it is an infrastructure error, not cached.
+        """
         started = time.monotonic()
         result = Measured()
         try:
-            key = self.key(task, patch)
+            steps = steps or plan(task)
+            key = self.key(task, patch, steps)
             result.applied = self.cache.applied(key)
-            result.runs = self.cache.runs(key)
-            failed_to_apply = result.applied is not None and result.applied.method is None
-            if not failed_to_apply and (result.applied is None or lacking(result.runs, need)):
-                self._run(task, patch, key, need, result)
+            raw = self.cache.runs(key)
+            if any(r.timed_out and r.timeout < self.config.timeout for r in raw):
+                # Timed out under a shorter limit than asked for now: that says nothing; measure again.
+                self.cache.drop_runs(key)
+                raw = []
+            result.runs = [_parsed(task, r) for r in raw]
+            result.run_seconds = [r.seconds for r in raw]
+            if result.applied is None or (result.applies and lacking(result.runs, need)):
+                self._run(task, patch, steps, key, need, result, hang_is_verdict)
             result.used = settle(result.runs, need)
+            used = result.runs[:result.used]
+            if any(r.timed_out for r in used) and not hang_is_verdict:
+                raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the "
+                                 f"gold runs do not finish well inside that limit, so the hang is not the patch's")
         except (InfraError, PlanError) as err:
             result.error = str(err)
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as err:
@@ -177,30 +245,46 @@ class Evaluator:
             result.seconds = time.monotonic() - started
         return result
 
-    def _run(self, task: Task, patch: str | None, key: CacheKey, need, result: Measured) -> None:
-        steps: EvalPlan = plan(task)
+    def _run(self, task: Task, patch: str | None, steps: EvalPlan, key: CacheKey, need, result: Measured,
+             hang_is_verdict: bool) -> None:
+        """New runs until ``need`` is met. Each run gets a fresh container (apply, setup, test), as the
+        paper's reruns did, so nothing one run leaves behind can decide the next."""
         result.used_container = True
-        with self.runtime.open(image_name(task), files=eval_files(task, patch), network=needs_network(task)) as container:
-            applied = container.exec(steps.apply, timeout=self.config.apply_timeout)
-            if applied.timed_out:
-                raise InfraError(f"{task.instance_id}: applying the patch timed out after {self.config.apply_timeout:.0f} s")
-            result.applied = Applied(applied_method(applied.exit_code), applied.output)
-            self.cache.record_apply(key, result.applied)
-            if result.applied.method is None:
-                return
-            setup = container.exec(steps.setup, timeout=self.config.apply_timeout)
-            if setup.exit_code != 0:
-                raise InfraError(f"{task.instance_id}: restoring the test files and applying the test patch failed "
-                                 f"(exit {setup.exit_code}): {setup.output.strip()[-400:]}")
-            while lacking(result.runs, need):
+        first = True
+        while first or lacking(result.runs, need):
+            with self.runtime.open(image_name(task), files=eval_files(task, patch), network=needs_network(task)) as container:
+                applied = container.exec(steps.apply, timeout=self.config.apply_timeout)
+                if applied.timed_out:
+                    raise InfraError(f"{task.instance_id}: applying the patch timed out after {self.config.apply_timeout:.0f} s")
+                method = applied_method(applied.exit_code)
+                if result.applied is None:
+                    result.applied = Applied(method, applied.output)
+                    self.cache.record_apply(key, result.applied)
+                elif method is not result.applied.method:
+                    raise InfraError(f"{task.instance_id}: the patch applied by {getattr(result.applied.method, 'value', None)} "
+                                     f"before and by {getattr(method, 'value', None)} now, in the same image")
+                if method is None:
+                    return
+                first = False
+                if not lacking(result.runs, need):
+                    return  # the cache held every run needed; only the apply outcome was missing
+                setup = container.exec(steps.setup, timeout=self.config.apply_timeout)
+                if setup.exit_code != 0:
+                    raise InfraError(f"{task.instance_id}: restoring the test files and applying the test patch failed "
+                                     f"(exit {setup.exit_code}): {setup.output.strip()[-400:]}")
                 ran = container.exec(steps.test, timeout=self.config.timeout)
-                if ran.timed_out:
-                    raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s")
-                run = read_run(task, ran.output, ran.exit_code)
-                self.cache.add_run(key, run, ran.seconds)
-                result.runs.append(run)
+                if ran.timed_out and not hang_is_verdict:
+                    raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the "
+                                     f"gold runs do not finish well inside that limit, so the hang is not the patch's")
+                hits = () if ran.timed_out else limits_hit(container.exec(_READ_LIMITS, timeout=30).output)
+                raw = RawRun(ran.output, ran.exit_code, ran.seconds, ran.timed_out, self.config.timeout, hits)
+                self.cache.add_run(key, raw)
+                result.runs.append(_parsed(task, raw))
+                result.run_seconds.append(ran.seconds)
                 result.new_runs += 1
                 result.test_seconds += ran.seconds
+                if ran.timed_out:
+                    return
 
     def audit(self, task: Task, runs: int | None = None) -> tuple[Audit, Measured]:
         """The task's gold audit, from the cache where it holds enough gold runs."""
@@ -208,9 +292,27 @@ class Evaluator:
         measured = self.measure(task, task.patch, lambda _: wanted)
         if measured.error:
             return Audit(task.instance_id, 0, error=measured.error), measured
-        if measured.applied and measured.applied.method is None:
+        if not measured.applies:
             return Audit(task.instance_id, 0, error=f"{task.instance_id}: the gold patch does not apply"), measured
-        return audit_from_runs(task, measured.runs), measured
+        return audit_from_runs(task, measured.runs[:measured.used], measured.run_seconds[:measured.used]), measured
+
+    def existing_tests(self, task: Task, patch: str | None, baseline: Measured | None) -> tuple[bool | None, Measured | None]:
+        """Whether the repository's existing tests, run without the hidden test patch, still pass with
+        ``patch`` wherever they pass with no patch (``baseline``, this same measure of the empty patch).
+        None where it cannot be told (no existing test files, an error, the baseline missing)."""
+        steps = existing_tests_plan(task)
+        if steps is None or baseline is None or baseline.error or not baseline.runs:
+            return None, None
+        hang = baseline.slowest <= self.config.timeout * WELL_INSIDE
+        measured = self.measure(task, patch, lambda _: 1, steps=steps, hang_is_verdict=hang)
+        if measured.error:
+            return None, measured
+        return existing_tests_hold(baseline.runs[0], measured.runs[0] if measured.applies else None), measured
+
+    def baseline(self, task: Task) -> Measured | None:
+        """The existing tests without the hidden test patch, on the unpatched repository."""
+        steps = existing_tests_plan(task)
+        return None if steps is None else self.measure(task, "", lambda _: 1, steps=steps)
 
     # -- judging ---------------------------------------------------------------------------------
 
@@ -229,13 +331,19 @@ class Evaluator:
         }
         if measured.error:
             return record, official, None
-        if not measured.applied or measured.applied.method is None:
+        if not measured.applies:
             record.status = EvalStatus.APPLY_FAILED.value
             return record, official, None
-        record.status = EvalStatus.GRADED.value
         record.apply_method = measured.applied.method.name
-        flaky = known_flaky(task, audit)
         used = measured.runs[:measured.used]
+        official["patch_successfully_applied"] = True
+        if any(r.timed_out for r in used):
+            # The official harness counts a run that outlasts its limit as not resolved.
+            record.status = EvalStatus.TIMED_OUT.value
+            record.test_runs = len(used)
+            record.error = f"the tests ran past the {self.config.timeout:.0f} s limit (the gold runs take at most {audit.slowest:.1f} s)" if audit else ""
+            return record, official, None
+        flaky = known_flaky(task, audit)
         verdict = grade([accepted(r.statuses, r.exit_code) for r in used], task.fail_to_pass, task.pass_to_pass,
                         self.config.policy, flaky)
         flags = run_flags(used, task.fail_to_pass + task.pass_to_pass, parser_for(task),
@@ -245,14 +353,38 @@ class Evaluator:
             flags |= patch_flags(files(prediction.patch), existing + created)
         except PatchParseError:
             pass  # it applied as something else (patch --fuzz is lenient); the runs still judge it
-        record.resolved = verdict.resolved
+        # An empty patch changes nothing, so it solves nothing, whatever a flaky test does under any policy.
+        resolved = verdict.resolved and not is_empty(prediction.patch)
+        own_limits = {x.value for r in used for x in r.limits_hit} - set(audit.limits_hit if audit else ())
+        record.status = EvalStatus.GRADED.value
+        if verdict.undecidable:
+            record.status = EvalStatus.UNDECIDABLE.value
+            record.error = "every FAIL_TO_PASS test is flaky and was dropped by the ignore-flaky policy: no verdict"
+        elif own_limits and not resolved:
+            record.status = EvalStatus.RESOURCE_LIMIT.value
+            record.error = f"the tests ran into the container's {' and '.join(sorted(own_limits))} limit, which the gold runs stay within"
+        record.resolved = resolved
         record.guard_flags = sorted(f.value for f in flags)
-        record.resolved_guarded = verdict.resolved and not flags
+        record.resolved_guarded = resolved and not flags
         record.pass_to_pass_ok = not verdict.tests_status[PASS_TO_PASS]["failure"]
         record.test_runs = verdict.runs
         record.flaky_tests = {t: list(c) for t, c in verdict.pass_counts.items()}
-        official.update(patch_successfully_applied=True, resolved=verdict.resolved, tests_status=verdict.tests_status)
+        official.update(resolved=resolved, tests_status=verdict.tests_status)
         return record, official, verdict
+
+
+def _parsed(task: Task, raw: RawRun) -> TestRun:
+    """A cached raw run, parsed with today's parser."""
+    return replace(read_run(task, raw.output, raw.exit_code), timed_out=raw.timed_out, limits_hit=raw.limits_hit)
+
+
+def existing_tests_hold(baseline: TestRun, run: TestRun | None) -> bool:
+    """Pure: every test that passed with no patch still passes (or xfails) with the patch. A patch that
+    does not apply, or whose run timed out, keeps nothing."""
+    if run is None or run.timed_out:
+        return False
+    kept = {TestStatus.PASSED, TestStatus.XFAIL}
+    return all(run.statuses.get(t) in kept for t, s in baseline.statuses.items() if s is TestStatus.PASSED)
 
 
 @dataclass
@@ -274,48 +406,94 @@ def _need(task: Task, config: EvalConfig, audit: Audit | None) -> Callable[[list
                                            config.policy, known, config.reruns))
 
 
+class RunMismatch(ValueError):
+    """Predictions that would mix with other patches' verdicts in the same run."""
+
+
+def check_run_holds(store: RunStore, predictions: Sequence[Prediction], hashes: Sequence[str], *,
+                    from_attempts: bool) -> None:
+    """Refuse to judge predictions into a run whose store holds verdicts on other patches at the same
+    (instance, index), or holds a sampling run's attempts that these predictions are not: a verdict
+    belongs to one patch. Raises RunMismatch naming the run and what differs."""
+    attempts = store.attempts()
+    if attempts and not from_attempts:
+        raise RunMismatch(f"run {store.run!r} ({store.dir}) is a sampling run with {len(attempts)} attempts; its verdicts "
+                          f"come from its own attempts (monkeys evaluate --run {store.run}); give these predictions another --run name")
+    stored = {(e.instance_id, e.index): e for e in store.evaluations()}
+    differ = []
+    for p, h in zip(predictions, hashes):
+        old = stored.get((p.instance_id, p.index))
+        if old is not None and old.patch_hash != h:
+            differ.append(f"{p.instance_id} #{p.index}: judged patch {old.patch_hash[:12]} ({old.model}), now {h[:12]} ({p.model})")
+    if differ and not from_attempts:
+        raise RunMismatch(f"run {store.run!r} ({store.dir}) already holds verdicts on other patches for {len(differ)} "
+                          f"prediction(s); give these predictions another --run name:\n  " + "\n  ".join(differ[:20])
+                          + (f"\n  ... and {len(differ) - 20} more" if len(differ) > 20 else ""))
+
+
 def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[Prediction], store: RunStore,
-             *, problems: Sequence[str] = (), on_done: Callable[[EvalRecord], None] | None = None) -> RunResult:
-    """Evaluate every prediction whose task is in ``tasks``; write the evidence and the reports."""
+             *, problems: Sequence[str] = (), on_done: Callable[[EvalRecord], None] | None = None,
+             from_attempts: bool = False) -> RunResult:
+    """Evaluate every prediction whose task is in ``tasks``; write the evidence and the reports.
+
+    ``from_attempts``: the predictions are the store's own sampled attempts (a re-made attempt's new
+    patch then replaces the verdict on its old one); otherwise predictions that differ from verdicts
+    the store already holds are refused (RunMismatch)."""
     config = evaluator.config
     by_id = {t.instance_id: t for t in tasks}
     known = [p for p in predictions if p.instance_id in by_id]
     unknown = sorted({f"{p.source}: unknown instance id {p.instance_id!r}" for p in predictions if p.instance_id not in by_id})
     needed = sorted({p.instance_id for p in known})
+    keys = [(p.instance_id, patch_hash(p.patch)) for p in known]  # normalising parses: once each
+    check_run_holds(store, known, [h for _, h in keys], from_attempts=from_attempts)
+    # One job per unique (task, normalised patch): repeated patches cost nothing more.
+    jobs: dict[tuple[str, str], Prediction] = {}
+    for key, p in zip(keys, known):
+        jobs.setdefault(key, p)
 
     with ThreadPoolExecutor(max(1, config.workers)) as pool:
         audited = dict(zip(needed, pool.map(lambda i: evaluator.audit(by_id[i]), needed)))
         audits = {i: a for i, (a, _) in audited.items()}
-        # One job per unique (task, normalised patch): repeated patches cost nothing more.
-        keys = [(p.instance_id, patch_hash(p.patch)) for p in known]  # normalising parses: once each
-        jobs: dict[tuple[str, str], Prediction] = {}
-        for key, p in zip(keys, known):
-            jobs.setdefault(key, p)
+        baselines = dict(zip(needed, pool.map(lambda i: evaluator.baseline(by_id[i]), needed))) if config.existing_tests else {}
 
         def run_job(job):
             instance_id, _ = job
             task = by_id[instance_id]
-            return job, evaluator.measure(task, jobs[job].patch, _need(task, config, audits[instance_id]))
+            audit = audits[instance_id]
+            m = evaluator.measure(task, jobs[job].patch, _need(task, config, audit),
+                                  hang_is_verdict=audit.hang_is_verdict(config.timeout))
+            kept, extra = (None, None)
+            if config.existing_tests and m.applies:
+                kept, extra = evaluator.existing_tests(task, jobs[job].patch, baselines.get(instance_id))
+            return job, (m, kept, extra)
 
         measured = dict(pool.map(run_job, list(jobs)))
 
     records = []
     for key, p in zip(keys, known):
         task = by_id[p.instance_id]
-        m = measured[key]
+        m, kept, extra = measured[key]
         audit = audits[p.instance_id]
         record, official, verdict = evaluator.judge(task, p, m, audit if not audit.error else None, key[1])
+        record.existing_tests_ok = kept if m.applies else (False if m.applied else None)
         if jobs[key] is not p:
             record.new_test_runs = record.test_seconds = 0  # counted once, on the first prediction with this patch
         else:
-            record.overhead_seconds = max(0.0, m.seconds - m.test_seconds) if m.used_container else 0.0
+            if extra is not None:
+                record.new_test_runs += extra.new_runs
+                record.test_seconds += extra.test_seconds
+            spent = m.seconds + (extra.seconds if extra else 0.0)
+            record.overhead_seconds = max(0.0, spent - record.test_seconds) if m.used_container else 0.0
         record.path = _write_evidence(store.dir, task, p, m, record, official, verdict, audit, config, new_nonce())
         store.save_evaluation(record)
         records.append(record)
         if on_done:
             on_done(record)
+    # The run's audits, merged with those of earlier calls, for reports (gold_failing, reasons).
+    store.set_meta("audits", {**(store.meta("audits") or {}), **{i: a.as_meta() for i, a in audits.items()}})
+    executed = sum(m.new_runs for _, m in audited.values()) + sum(b.new_runs for b in baselines.values() if b)
     report = run_report(tasks, known, records, audits, config, unknown=unknown, problems=problems,
-                        audit_runs_executed=sum(m.new_runs for _, m in audited.values()))
+                        audit_runs_executed=executed)
     (store.dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return RunResult(records, report, audits)
 
@@ -401,7 +579,12 @@ def run_report(tasks: Sequence[Task], predictions: Sequence[Prediction], records
                         for r in records if r.guard_flags],
             "apply_failed": [{"instance_id": r.instance_id, "index": r.index} for r in records
                              if r.status == EvalStatus.APPLY_FAILED.value],
-            "errors": [{"instance_id": r.instance_id, "index": r.index, "error": r.error} for r in records if r.error],
+            **{status.value: [{"instance_id": r.instance_id, "index": r.index, "why": r.error} for r in records
+                              if r.status == status.value]
+               for status in (EvalStatus.TIMED_OUT, EvalStatus.RESOURCE_LIMIT, EvalStatus.UNDECIDABLE)},
+            "gold_failing": {i: a.gold_failing for i, a in sorted(audits.items()) if a.gold_failing},
+            "errors": [{"instance_id": r.instance_id, "index": r.index, "error": r.error} for r in records
+                       if r.status == EvalStatus.ERROR.value],
             "test_runs_executed": sum(r.new_test_runs for r in records),
             "audit_runs_executed": audit_runs_executed,
             "unique_patches": len({(r.instance_id, r.patch_hash) for r in records}),

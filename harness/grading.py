@@ -101,6 +101,9 @@ class Grade:
     """Tests left out of both lists under ignore-flaky."""
     pass_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     """(runs it succeeded in, runs) for each expected test whose outcome varied across runs."""
+    undecidable: bool = False
+    """Under ignore-flaky, every FAIL_TO_PASS test was dropped as flaky: nothing is left that the patch
+    had to fix, so there is no verdict (never resolved; scores leave it out)."""
 
 
 def grade(runs: Sequence[StatusMap], fail_to_pass: Sequence[str], pass_to_pass: Sequence[str],
@@ -125,8 +128,11 @@ def grade(runs: Sequence[StatusMap], fail_to_pass: Sequence[str], pass_to_pass: 
         status[key] = lists
     status[FAIL_TO_FAIL] = {"success": [], "failure": []}
     status[PASS_TO_FAIL] = {"success": [], "failure": []}
-    resolved = all(not status[key]["failure"] for key in (FAIL_TO_PASS, PASS_TO_PASS))
-    return Grade(resolved, status, len(runs), tuple(sorted(dropped)), counts)
+    # Dropping every FAIL_TO_PASS test would leave a verdict that only PASS_TO_PASS decides, which an
+    # empty patch passes: a policy may drop evidence, never invent a solve.
+    undecidable = bool(fail_to_pass) and set(fail_to_pass) <= dropped
+    resolved = not undecidable and all(not status[key]["failure"] for key in (FAIL_TO_PASS, PASS_TO_PASS))
+    return Grade(resolved, status, len(runs), tuple(sorted(dropped)), counts, undecidable)
 
 
 def runs_needed(runs: Sequence[StatusMap], fail_to_pass: Sequence[str], pass_to_pass: Sequence[str],

@@ -1,10 +1,11 @@
 """Patches as data: what a diff touches, and its normalised form, whose hash keys the evaluation
 cache so that two patches differing only in noise share one set of test runs.
 
-Normalising removes only what cannot change the files a patch produces when it applies: trailing
-whitespace, the order of files and of hunks, and headers (``diff --git``, ``index``, timestamps,
-mode lines of unchanged files). Anything else (a changed line, a file created or deleted, a binary
-blob) changes the hash.
+Normalising may merge only patches that produce the same tree when they apply. It drops header noise
+(``diff --git`` and ``index`` lines, timestamps, the function text after ``@@``, blank lines at the
+end) and puts files in path order. It keeps everything that can change the result: every character
+of every line (whitespace inside and at the end of lines included), hunk positions and order, mode
+changes, renames, files created or deleted, and binary blobs byte for byte.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ def files(patch: str | None) -> list[FileDiff]:
 
 
 def normalise(patch: str | None) -> str:
-    """A canonical text for ``patch``: files sorted by path, hunks by position, headers dropped,
-    trailing whitespace stripped. Text unidiff cannot read is kept with only trailing whitespace
-    stripped, so it still hashes to itself."""
+    """A canonical text for ``patch``: files sorted by path, header noise dropped, every line that can
+    change the result kept as it is. Text unidiff cannot read, and binary patches, are kept whole
+    (less blank lines at the end), so they still hash to themselves."""
     if is_empty(patch):
         return ""
     try:
@@ -70,22 +71,27 @@ def normalise(patch: str | None) -> str:
     except UnidiffParseError:
         parsed = None
     if not parsed or any(p.is_binary_file for p in parsed):
-        # Binary blobs are opaque: keep them byte for byte, apart from line-end whitespace.
-        return "\n".join(line.rstrip() for line in patch.strip().splitlines()) + "\n"
+        return patch.rstrip("\n") + "\n"
     parts = []
     for patched in sorted(parsed, key=lambda p: (p.source_file, p.target_file)):
         parts.append(f"--- {patched.source_file}\n+++ {patched.target_file}\n")
-        for hunk in sorted(patched, key=lambda h: (h.source_start, h.target_start)):
+        # Modes and renames change the tree; index hashes and similarity scores do not.
+        parts.extend(f"{line.rstrip()}\n" for line in (patched.patch_info or ()) if line.startswith(_MEANINGFUL_HEADERS))
+        for hunk in patched:
             parts.append(f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start},{hunk.target_length} @@\n")
-            parts.extend(f"{line.line_type}{line.value.rstrip()}\n" for line in hunk if line.line_type)
+            for line in hunk:
+                text = f"{line.line_type}{line.value}"
+                parts.append(text if text.endswith("\n") else text + "\n")
     return "".join(parts)
 
 
 _HEADER_PREFIXES = ("diff ", "--- ", "+++ ", "index ", "new file", "deleted file", "old mode", "new mode")
+_MEANINGFUL_HEADERS = ("old mode", "new mode", "new file mode", "deleted file mode", "rename from", "rename to",
+                       "copy from", "copy to")
 
 
 def _clean_headers(patch: str) -> str:
-    """Header lines without trailing whitespace (unidiff rejects some otherwise), no trailing blank lines."""
+    """Header lines without trailing whitespace (unidiff rejects some otherwise), no blank lines at the end."""
     lines = [line.rstrip() if line.startswith(_HEADER_PREFIXES) else line for line in patch.split("\n")]
     while lines and not lines[-1]:
         lines.pop()

@@ -236,8 +236,13 @@ _DIFF_TARGET = re.compile(r"diff --git a/.* b/(.*)")
 def test_directives(task: Task) -> list[str]:
     """What the official harness appended to the test command: the test patch's paths without data
     files; for django, module labels (``tests/a/b.py`` -> ``a.b``), which its runtests.py takes."""
-    paths = [p for p in _DIFF_TARGET.findall(task.test_patch) if not p.endswith(NON_TEST_EXTS)]
-    if task.repo != "django/django":
+    return directives_for(task.repo, _DIFF_TARGET.findall(task.test_patch))
+
+
+def directives_for(repo: str, paths) -> list[str]:
+    """The test command's arguments for these test file paths, as ``test_directives`` makes them."""
+    paths = [p for p in paths if not p.endswith(NON_TEST_EXTS)]
+    if repo != "django/django":
         return paths
     labels = []
     for path in paths:
@@ -273,6 +278,8 @@ class LegacyEval:
 
     test_command: str
     """The runner with its directives, each shell-quoted where needed."""
+    runner: str
+    """The runner alone (the table's test command), for other directives."""
     env: tuple[tuple[str, str], ...]
     prepare: tuple[str, ...]
     install: str | None
@@ -292,6 +299,7 @@ def legacy_eval(task: Task) -> LegacyEval:
     existing, created = test_files(task)
     return LegacyEval(
         test_command=" ".join([spec.test_cmd, *(shlex.quote(d) for d in directives)]),
+        runner=spec.test_cmd,
         env=spec.env,
         prepare=spec.prepare,
         install=spec.install,

@@ -122,7 +122,9 @@ def test_gamed_patches_are_flagged_while_the_official_verdict_stands(make_evalua
 
 def test_re_evaluating_costs_no_test_runs_and_repeated_patches_cost_nothing_more(make_evaluator, tasks, tmp_path):
     steady = [tasks[k] for k in ("textkit-3", "textkit-7", "ledger-5", "taskq-4")]
-    noisy_gold = [t.patch.replace("\n-", " \n-", 1).replace("index ", "index 0", 1) for t in steady]  # noise only
+    # Header noise only: another index line, a timestamp, blank lines at the end.
+    noisy_gold = [t.patch.replace("index ", "index 0", 1).replace("\n+++ b/", "\t2024-01-01 00:00:00\n+++ b/", 1) + "\n\n"
+                  for t in steady]
     preds = [pred(t, t.patch, 0) for t in steady] + [pred(t, "", 1) for t in steady]
     repeats = [pred(t, noisy, 2) for t, noisy in zip(steady, noisy_gold)] + [pred(t, "", 3) for t in steady]
     evaluator = make_evaluator("test-cache")
@@ -188,16 +190,96 @@ def test_bad_input_gets_its_own_status_and_the_rest_goes_on(make_evaluator, task
     assert result.report["monkeys"]["unknown_instances"] == ["preds.jsonl:9: unknown instance id 'nobody__nothing-1'"]
 
 
+def test_a_hang_is_a_failed_patch_counted_and_cached_when_the_gold_runs_are_quick(make_evaluator, tasks, tmp_path):
+    task = tasks["ledger-5"]
+    hang = make_patch(task, tmp_path, {"tests/conftest.py": "import time\ntime.sleep(600)\n"}, gold_fix=False)
+    evaluator = make_evaluator("test-hang", timeout=20, audit_runs=1)
+    result, run_dir = run_eval(evaluator, [task], [pred(task, hang)], tmp_path)
+    record = result.records[0]
+    assert record.status == EvalStatus.TIMED_OUT.value and not record.resolved and record.test_runs == 1
+    assert result.report["completed_ids"] == [task.instance_id] and result.report["error_ids"] == []
+    assert result.report["unresolved_ids"] == [task.instance_id]
+    assert result.report["monkeys"]["timed_out"][0]["instance_id"] == task.instance_id
+    assert result.audits[task.instance_id].slowest < 10  # what made the hang the patch's
+    report = json.loads((run_dir / "evals" / task.instance_id / "0" / "report.json").read_text())[task.instance_id]
+    assert report["status"] == "timed_out" and report["resolved"] is False
+
+    # Cached like any run: judging it again runs no test.
+    again, _ = run_eval(evaluator, [task], [pred(task, hang)], tmp_path)
+    assert again.records[0].status == EvalStatus.TIMED_OUT.value
+    assert again.report["monkeys"]["test_runs_executed"] == again.report["monkeys"]["audit_runs_executed"] == 0
+
+
+def test_a_revised_test_patch_or_parser_changes_the_result_without_clearing_the_cache(make_evaluator, tasks, tmp_path):
+    task = tasks["textkit-3"]
+    evaluator = make_evaluator("test-revised", audit_runs=1)
+    first, _ = run_eval(evaluator, [task], [pred(task, task.patch)], tmp_path, "before")
+    assert first.records[0].resolved
+
+    # The row revised: its test patch also creates a test, now listed. Runs cached for the old test
+    # patch would not have it (missing: unresolved); the new key runs the tests again.
+    new_test = "tests/test_revised.py"
+    added = (f"diff --git a/{new_test} b/{new_test}\nnew file mode 100644\n--- /dev/null\n+++ b/{new_test}\n"
+             "@@ -0,0 +1,2 @@\n+def test_revised():\n+    assert True\n")
+    revised = dataclasses.replace(task, test_patch=task.test_patch + added,
+                                  fail_to_pass=(*task.fail_to_pass, f"{new_test}::test_revised"))
+    after, _ = run_eval(evaluator, [revised], [pred(revised, task.patch)], tmp_path, "after")
+    assert after.report["monkeys"]["audit_runs_executed"] == 1
+    assert after.records[0].resolved
+
+    # The same raw logs read by another parser: no test runs, another result.
+    reparsed = dataclasses.replace(task, log_parser="parse_log_django")
+    other, _ = run_eval(evaluator, [reparsed], [pred(reparsed, task.patch)], tmp_path, "reparsed")
+    assert other.report["monkeys"]["test_runs_executed"] == other.report["monkeys"]["audit_runs_executed"] == 0
+    assert not other.records[0].resolved
+
+
 def test_infrastructure_failures_are_errors_not_verdicts_and_are_retried(make_evaluator, tasks, tmp_path):
     task = tasks["ledger-5"]
     hang = make_patch(task, tmp_path, {"tests/conftest.py": "import time\ntime.sleep(600)\n"}, gold_fix=False)
-    evaluator = make_evaluator("test-infra", timeout=3, audit_runs=1)
+    # A limit the gold runs cannot finish inside: the hang says nothing about the patch.
+    evaluator = make_evaluator("test-infra", timeout=0.2, audit_runs=1)
     result, _ = run_eval(evaluator, [task], [pred(task, hang)], tmp_path)
     record = result.records[0]
     assert record.status == EvalStatus.ERROR.value and "timed out" in record.error and not record.resolved
     assert result.report["error_ids"] == [task.instance_id] and result.report["completed_ids"] == []
     assert evaluator.cache.runs(evaluator.key(task, hang)) == []  # nothing cached: the next call retries
+    assert "timed out" in result.audits[task.instance_id].error
 
     missing = dataclasses.replace(task, env_recipe=dataclasses.replace(task.env_recipe, install="echo never built"))
     result, _ = run_eval(evaluator, [missing], [pred(missing, missing.patch)], tmp_path, "missing")
     assert result.records[0].status == EvalStatus.ERROR.value and "is not here" in result.records[0].error
+
+
+def test_reruns_start_from_fresh_containers(make_evaluator, tasks, tmp_path):
+    task = tasks["taskq-20"]  # its gold patch leaves one test flaky, so its verdict gets 11 runs
+    marker = ("import os as _os\n"
+              "_MARK = '/tmp/monkeys-earlier-run'\n"
+              "if _os.path.exists(_MARK) and open(_MARK).read() != str(_os.getpid()):\n"
+              "    raise RuntimeError('an earlier run left this behind')\n"
+              "open(_MARK, 'w').write(str(_os.getpid()))\n")
+    leaving = make_patch(task, tmp_path, {"src/taskq/__init__.py": lambda old: old + marker})
+    result, _ = run_eval(make_evaluator("test-fresh"), [task], [pred(task, leaving)], tmp_path)
+    record = result.records[0]
+    # In one container every run after the first would fail on the marker; in fresh ones only the
+    # known flaky test varies.
+    assert record.test_runs == 11
+    assert list(record.flaky_tests) == ["tests/test_workers.py::test_random_pick_spreads_load"]
+
+
+def test_existing_tests_are_judged_without_the_hidden_test_patch(make_evaluator, tasks, tmp_path):
+    task = tasks["textkit-3"]
+    ignores_suffix = task.patch.replace('+    return text[: width - len(suffix)] + suffix',
+                                        '+    return text[: width - len(suffix)] + "..."')
+    assert ignores_suffix != task.patch
+    evaluator = make_evaluator("test-existing", audit_runs=1, existing_tests=True)
+    preds = [pred(task, task.patch, 0), pred(task, "", 1), pred(task, ignores_suffix, 2), pred(task, "not a diff\n", 3)]
+    result, _ = run_eval(evaluator, [task], preds, tmp_path)
+    kept = {r.index: r.existing_tests_ok for r in result.records}
+    # The gold fix and no fix keep the existing tests; a fix that breaks the custom suffix does not;
+    # a patch that does not apply keeps nothing.
+    assert kept == {0: True, 1: True, 2: False, 3: False}
+    # Baseline (no patch) and one run per applying non-empty patch, each without the test patch.
+    again, _ = run_eval(evaluator, [task], preds, tmp_path)
+    assert {r.index: r.existing_tests_ok for r in again.records} == kept
+    assert again.report["monkeys"]["test_runs_executed"] == 0

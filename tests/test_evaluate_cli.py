@@ -49,12 +49,17 @@ def test_audit_flaky_finds_exactly_the_flaky_tasks_without_reading_their_annotat
     built_flaky = {r["instance_id"] for r in rows if "flaky" in r}
     stripped = tmp_path / "suite-without-annotations.jsonl"
     stripped.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "flaky"}) + "\n" for r in rows))
-    done = monkeys(env, "audit-flaky", "--runs", "20", "--tasks", str(stripped), "--json", "--workers", "2")
+    # The flaky tasks and as many steady ones (every run gets a fresh container: 20 runs x 2 patches each).
+    steady = sorted(r["instance_id"] for r in rows if "flaky" not in r)[::5][:len(built_flaky)]
+    chosen = sorted(built_flaky) + steady
+    done = monkeys(env, "audit-flaky", "--runs", "20", "--tasks", str(stripped), "--instances", *chosen,
+                   "--json", "--workers", "2")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert set(report["flaky_instances"]) == built_flaky and len(built_flaky) == 3
+    assert report["tasks"] == len(chosen) == 6
     assert report["broken_gold_instances"] == [] and report["error_instances"] == []
-    assert report["flaky_share"] == round(3 / len(rows), 4)
+    assert report["flaky_share"] == round(3 / 6, 4)
     for instance in report["instances"]:
         for test, counts in instance["flaky_tests"].items():
             assert all(0 < passed < runs == 20 for passed, runs in counts.values()), (test, counts)

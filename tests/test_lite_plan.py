@@ -20,7 +20,7 @@ def lite(lite_rows):
 
 def test_a_django_3_row_runs_its_module_labels_with_the_locale_exported(lite):
     task = lite["django__django-11099"]
-    assert row_kind(task) is RowKind.LEGACY and needs_network(task)
+    assert row_kind(task) is RowKind.LEGACY and not needs_network(task)
     steps = plan(task)
     assert steps.test == ("source /opt/miniconda3/bin/activate && conda activate testbed && cd /testbed && "
                           "export LANG=en_US.UTF-8 && export LANGUAGE=en_US:en && export LC_ALL=en_US.UTF-8 && "
@@ -43,6 +43,11 @@ def test_a_sympy_row_runs_bin_test_on_its_files_and_reads_sympys_format(lite):
                                "bin/test -C --verbose sympy/core/tests/test_basic.py")
     assert parser_for(task)("test_immutable E\ntest_atoms ok\n") == {
         "test_immutable": TestStatus.ERROR, "test_atoms": TestStatus.PASSED}
+
+
+def test_only_rows_whose_tests_call_real_services_get_the_network(lite):
+    online = {t.repo for t in lite.values() if needs_network(t)}
+    assert online == {"psf/requests"}
 
 
 def test_created_test_files_are_removed_before_the_test_patch_not_checked_out(lite):
