@@ -14,7 +14,10 @@ import email.utils
 import enum
 import os
 import random
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +85,16 @@ class Reply:
     finish_reason: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     retries: int = 0
+    usage_reported: bool = True
+    """False when the response carried no usage block: ``usage`` is then zeros that mean "unknown",
+    and whatever is priced or budgeted from it must say so rather than count the call as free."""
+
+
+@dataclass
+class UsageGaps:
+    """Calls without a usage block, counted by ``Model.watch_usage`` for the thread that opened it."""
+
+    calls: int = 0
 
 
 class ModelUnavailable(RuntimeError):
@@ -142,6 +155,25 @@ class Model:
         key = os.environ.get(config.api_key_env) or "none"  # local servers accept any key
         self.client = client or openai.OpenAI(base_url=config.base_url, api_key=key, max_retries=0,
                                               timeout=config.request_timeout)
+        self._watch = threading.local()
+
+    @contextmanager
+    def watch_usage(self) -> Iterator[UsageGaps]:
+        """Count this thread's calls whose response lacked a usage block until the block ends. An
+        attempt makes all its calls from the thread that runs it, so the sampler learns which
+        attempt's tokens (and token-priced dollars) are unknown without every scaffold passing it on."""
+        gaps, outer = UsageGaps(), getattr(self._watch, "gaps", None)
+        self._watch.gaps = gaps
+        try:
+            yield gaps
+        finally:
+            self._watch.gaps = outer
+
+    def _reply(self, text: str, usage, seconds: float, finish: str | None, calls: tuple, retries: int) -> Reply:
+        counted, reported = _usage(usage)
+        if not reported and (gaps := getattr(self._watch, "gaps", None)) is not None:
+            gaps.calls += 1
+        return Reply(text, counted, seconds, finish, calls, retries, reported)
 
     def _call(self, send) -> tuple[Any, float, int]:
         cfg = self.config
@@ -185,7 +217,7 @@ class Model:
         choice = response.choices[0]
         calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments or "")
                       for c in (choice.message.tool_calls or []) if getattr(c, "function", None))
-        return Reply(choice.message.content or "", _usage(response.usage), seconds, choice.finish_reason, calls, retries)
+        return self._reply(choice.message.content or "", response.usage, seconds, choice.finish_reason, calls, retries)
 
     def complete(self, prompt: str, *, seed: int | None = None, stop: list[str] | None = None,
                  max_tokens: int | None = None) -> Reply:
@@ -200,15 +232,17 @@ class Model:
 
         response, seconds, retries = self._call(send)
         choice = response.choices[0]
-        return Reply(choice.text or "", _usage(response.usage), seconds, choice.finish_reason, (), retries)
+        return self._reply(choice.text or "", response.usage, seconds, choice.finish_reason, (), retries)
 
 
-def _usage(usage) -> Usage:
-    if usage is None:
-        return Usage()
+def _usage(usage) -> tuple[Usage, bool]:
+    """The tokens a response reports, and whether it reported them at all."""
+    # No block, or one without both counts, says nothing: zeros here must not be read as "free".
+    if usage is None or None in (getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)):
+        return Usage(), False
     details = getattr(usage, "prompt_tokens_details", None)
     cached = getattr(details, "cached_tokens", None) or 0
     prompt = usage.prompt_tokens or 0
     # A server reporting more cached tokens than prompt tokens is wrong; never more than all of them.
     return Usage(input_tokens=prompt, cached_input_tokens=min(cached, prompt),
-                 output_tokens=usage.completion_tokens or 0)
+                 output_tokens=usage.completion_tokens or 0), True

@@ -4,7 +4,9 @@ Attempts are scheduled in rounds of sample index (every task's attempt 0, then e
 1, ...), so a run stopped at any point leaves each task with n or n-1 attempts and its coverage
 curve is usable as far as it got. An attempt is committed when its record lands in the run store,
 after its trajectory file is written; anything unfinished at a crash is simply absent and is redone
-by the next call, as are infrastructure errors.
+by the next call, as are infrastructure errors. A try that is redone (an infrastructure error) or
+given up (an interrupt) stays in the store's attempt history with what it spent, and the run's
+budgets count everything spent since its first call, whichever call spent it.
 
 A run keeps a fingerprint of everything that decides what an attempt is (model, scaffold, prompt
 templates, sampling parameters, limits, and each task's row). Calling again with a larger k or more
@@ -29,12 +31,17 @@ from agent.model import Model
 from agent.prompts import Templates
 from harness.containers import ContainerRuntime
 from harness.prices import Price, Usage, price_dict
-from harness.store import AttemptRecord, AttemptStatus, RunStore
+from harness.store import NO_IMAGE_META, PARAMETERS_META, TASKS_META, AttemptRecord, AttemptStatus, RunStore
 from harness.tasks import Task
 
 FINGERPRINT_KEY = "fingerprint"
-TASKS_KEY = "task_hashes"
+TASKS_KEY = TASKS_META
+"""Meta key: every task the run was asked to cover (instance_id -> row hash), with or without an image."""
 CONFIG_KEY = "config"
+NO_IMAGE_KEY = NO_IMAGE_META
+"""Meta key: instance_id -> why the latest call could not sample it (its image was not here)."""
+PARAMETERS_KEY = PARAMETERS_META
+"""Meta key: the served model's parameter count and its source, or why it is unknown (for FLOPs)."""
 
 
 class FingerprintMismatch(ValueError):
@@ -64,6 +71,9 @@ class SampleConfig:
     budget_dollars: float | None = None
     budget_tokens: int | None = None
     price: dict[str, Any] = field(default_factory=dict)
+    model_parameters: dict[str, Any] = field(default_factory=dict)
+    """The model's parameter count, its source, or why it is unknown (``ParameterCount.as_meta``); a
+    fact about the model, derived from what the fingerprint already identifies, so not part of it."""
 
     def fingerprint(self) -> dict[str, Any]:
         """The fields a resumed run must share (not k, workers, budgets or prices)."""
@@ -99,6 +109,19 @@ def schedule(tasks: Sequence[Task], k: int, done: set[tuple[str, int]]) -> list[
     return [(i, t) for i in range(k) for t in tasks if (t.instance_id, i) not in done]
 
 
+def spent(records: Sequence[AttemptRecord]) -> tuple[Usage, float, int]:
+    """Tokens and dollars the given tries spent, and how many of them had a model response without
+    a usage block (their tokens, and so a token budget, are undercounted)."""
+    usage, dollars, gaps = Usage(), 0.0, 0
+    for r in records:
+        u = r.details.get("usage") or {}
+        usage = usage + Usage(int(u.get("input_tokens", 0)), int(u.get("cached_input_tokens", 0)),
+                              int(u.get("output_tokens", 0)))
+        dollars += float(r.details.get("dollars") or 0.0)
+        gaps += 1 if r.details.get("calls_without_usage") else 0
+    return usage, dollars, gaps
+
+
 @dataclass
 class Progress:
     """Live counts for a progress display; updated under the sampler's lock."""
@@ -108,7 +131,14 @@ class Progress:
     infra_errors: int = 0
     running: int = 0
     usage: Usage = field(default_factory=Usage)
+    """Tokens this call spent."""
     dollars: float = 0.0
+    """Dollars this call spent."""
+    usage_before: Usage = field(default_factory=Usage)
+    """Tokens earlier calls of the run spent (failed and abandoned tries included)."""
+    dollars_before: float = 0.0
+    attempts_without_usage: int = 0
+    """Tries (this call's and earlier) with a model response that reported no usage."""
     started: float = field(default_factory=time.monotonic)
     stopped_by_budget: str = ""
 
@@ -137,6 +167,11 @@ class SampleResult:
     dollars: float
     stopped_by_budget: str
     interrupted: bool
+    run_usage: Usage = field(default_factory=Usage)
+    """Tokens the whole run has spent, every call and every try."""
+    run_dollars: float = 0.0
+    attempts_without_usage: int = 0
+    """Tries in the whole run whose tokens are undercounted: a response reported no usage."""
 
 
 class Sampler:
@@ -167,7 +202,8 @@ class Sampler:
     # -- the run's identity -------------------------------------------------------------------
 
     def open_run(self) -> None:
-        """Take the run's lock and check (or record) its fingerprint and task rows."""
+        """Take the run's lock and check (or record) its fingerprint and task rows: every task asked
+        for, so a report knows its denominator, including tasks no attempt could be made for."""
         lock_path = self.store.dir / "sample.lock"
         self._lock_file = lock_path.open("w")
         try:
@@ -192,6 +228,12 @@ class Sampler:
         self.store.set_meta(TASKS_KEY, hashes)
         self.store.set_meta(CONFIG_KEY, self.full_config)
         self.store.set_meta("k", max(self.config.k, self.store.meta("k", 0) or 0))
+        missing = {**(self.store.meta(NO_IMAGE_KEY, {}) or {}),
+                   **{t.instance_id: f"its image was not here when sampling ({self.config.run})"
+                      for t in self.tasks if t.instance_id not in self.images}}
+        self.store.set_meta(NO_IMAGE_KEY, {i: why for i, why in missing.items() if i not in self.images})
+        if self.config.model_parameters:
+            self.store.set_meta(PARAMETERS_KEY, self.config.model_parameters)
 
     def close(self) -> None:
         if self._lock_file is not None:
@@ -207,9 +249,14 @@ class Sampler:
             raise ValueError("Sampler.model must be set before run() (it may wait for a managed server)")
         notify = on_event or (lambda kind, payload: None)
         done = {(a.instance_id, a.index) for a in self.store.attempts(AttemptStatus.DONE)}
-        jobs = schedule(self.tasks, self.config.k, done)
+        # A task without an image is recorded as asked for (open_run) but cannot be sampled.
+        jobs = schedule([t for t in self.tasks if t.instance_id in self.images], self.config.k, done)
         wanted = len(self.tasks) * self.config.k
         self.progress.total = len(jobs)
+        # Budgets are the whole run's: start from what every earlier call spent, failed tries included.
+        usage, dollars, gaps = spent(self.store.attempts() + self.store.attempt_history())
+        self.progress.usage_before, self.progress.dollars_before = usage, dollars
+        self.progress.attempts_without_usage = gaps
         queue = iter(jobs)
         workers = [threading.Thread(target=self._worker, args=(queue, notify), name=f"attempt-{n}", daemon=True)
                    for n in range(max(1, min(self.config.workers, len(jobs))))]
@@ -222,7 +269,8 @@ class Sampler:
             raise self.fatal
         p = self.progress
         return SampleResult(len(jobs), p.done, p.infra_errors, wanted - len(jobs), p.usage, p.dollars,
-                            p.stopped_by_budget, self.abort.is_set())
+                            p.stopped_by_budget, self.abort.is_set(), p.usage_before + p.usage,
+                            p.dollars_before + p.dollars, p.attempts_without_usage)
 
     def _next(self, queue) -> tuple[int, Task] | None:
         with self._lock:
@@ -240,10 +288,11 @@ class Sampler:
 
     def _over_budget(self) -> str:
         cfg, p = self.config, self.progress
-        if cfg.budget_dollars is not None and p.dollars >= cfg.budget_dollars:
-            return f"dollar budget ${cfg.budget_dollars} spent (${p.dollars:.4f})"
-        if cfg.budget_tokens is not None and p.usage.total >= cfg.budget_tokens:
-            return f"token budget {cfg.budget_tokens} spent ({p.usage.total})"
+        dollars, tokens = p.dollars_before + p.dollars, (p.usage_before + p.usage).total
+        if cfg.budget_dollars is not None and dollars >= cfg.budget_dollars:
+            return f"dollar budget ${cfg.budget_dollars} spent (${dollars:.4f} over the whole run)"
+        if cfg.budget_tokens is not None and tokens >= cfg.budget_tokens:
+            return f"token budget {cfg.budget_tokens} spent ({tokens} over the whole run)"
         return ""
 
     def _worker(self, queue, notify) -> None:
@@ -252,11 +301,12 @@ class Sampler:
             index, task = job
             notify("start", (task.instance_id, index))
             try:
-                result = run_attempt(
-                    runtime=self.runtime, image=self.images[task.instance_id], task=task, index=index,
-                    seed=attempt_seed(self.config.seed, task.instance_id, index), model=self.model,
-                    scaffold=self.scaffold, templates=self.templates, limits=self.config.limits,
-                    price=self.price, share=share, abort=self.abort)
+                with self.model.watch_usage() as gaps:
+                    result = run_attempt(
+                        runtime=self.runtime, image=self.images[task.instance_id], task=task, index=index,
+                        seed=attempt_seed(self.config.seed, task.instance_id, index), model=self.model,
+                        scaffold=self.scaffold, templates=self.templates, limits=self.config.limits,
+                        price=self.price, share=share, abort=self.abort)
             except Exception as err:  # a bad key, an unknown model, a bug: no attempt can succeed; say why
                 with self._lock:
                     self.fatal = self.fatal or err
@@ -264,31 +314,42 @@ class Sampler:
                 self.stop.set()
                 self.abort.set()
                 return
-            if self.abort.is_set() and result.infra_error:
-                # Abandoned by an interrupt: not recorded, redone next time.
-                with self._lock:
-                    self.progress.running -= 1
-                continue
-            self._record(task, result)
+            abandoned = self.abort.is_set() and result.infra_error
+            if abandoned:
+                # Abandoned by an interrupt: redone next time, but what it spent is kept in the history.
+                self.store.save_abandoned(AttemptRecord(task.instance_id, result.index, self.model.config.name, None,
+                                                        AttemptStatus.ABANDONED.value,
+                                                        self._details(result, gaps.calls)))
+            else:
+                self._record(task, result, gaps.calls)
             with self._lock:
                 p = self.progress
                 p.running -= 1
-                if result.infra_error:
+                if result.infra_error and not abandoned:
                     p.infra_errors += 1
-                else:
+                elif not abandoned:
                     p.done += 1
                 p.usage = p.usage + result.usage
                 p.dollars += result.dollars
-            notify("done", result)
+                p.attempts_without_usage += 1 if gaps.calls else 0
+            if not abandoned:
+                notify("done", result)
 
-    def _record(self, task: Task, result: AttemptResult) -> None:
+    def _details(self, result: AttemptResult, calls_without_usage: int) -> dict[str, Any]:
+        details = result.details()
+        # A response without usage leaves this try's tokens (and token-priced dollars) undercounted:
+        # the report shows the figures it affects as unknown instead of pricing the call at $0.
+        details.update(scaffold=self.config.scaffold, temperature=self.model.config.temperature,
+                       price=price_dict(self.price), calls_without_usage=calls_without_usage)
+        return details
+
+    def _record(self, task: Task, result: AttemptResult, calls_without_usage: int = 0) -> None:
         """Trajectory file first, then the store row that commits the attempt."""
         rel = Path("trajectories") / task.instance_id / f"{result.index}.json"
         path = self.store.dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        details = result.details()
-        details.update(scaffold=self.config.scaffold, temperature=self.model.config.temperature,
-                       trajectory=str(rel), price=price_dict(self.price))
+        details = self._details(result, calls_without_usage)
+        details["trajectory"] = str(rel)
         document = {"instance_id": task.instance_id, "index": result.index, "run": self.config.run,
                     "config": self.full_config, "fingerprint": self.config.fingerprint(), "attempt": details,
                     "patch": result.patch, "messages": result.trajectory}

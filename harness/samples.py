@@ -11,14 +11,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Attempt:
+    """One judged attempt, as much of it as scores need."""
+
     index: int
     """Sample index within its task."""
     solved: bool
-    """``resolved_guarded``: the official verdict with no guard flag."""
+    """``resolved_guarded`` (the official verdict with no guard flag), or ``resolved`` itself where a
+    report shows the unguarded coverage beside it."""
     patch_hash: str
     """Normalised patch hash; "" for an empty patch."""
-    pass_to_pass_ok: bool = False
-    """Every PASS_TO_PASS test passed (what a user could check without the hidden tests)."""
+    existing_tests_ok: bool = False
+    """The repository's existing tests, run before the hidden test patch, still pass with this patch:
+    what a user can check without the hidden tests, so the one test signal selection may use
+    (False where it was not measured)."""
     dollars: float = 0.0
     tokens: int = 0
     """Input plus output tokens."""
@@ -26,16 +31,20 @@ class Attempt:
 
 @dataclass(frozen=True)
 class TaskAttempts:
+    """One task's judged attempts."""
+
     instance_id: str
     attempts: tuple[Attempt, ...]
     """Sorted by sample index."""
 
     @property
     def n(self) -> int:
+        """Judged attempts."""
         return len(self.attempts)
 
     @property
     def c(self) -> int:
+        """Solved attempts among them."""
         return sum(a.solved for a in self.attempts)
 
     def first(self, m: int) -> "TaskAttempts":

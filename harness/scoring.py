@@ -130,9 +130,10 @@ class Selection(str, Enum):
     MAJORITY = "majority"
     """The most common non-empty normalised patch; ties broken uniformly at random."""
     FIRST_P2P = "first_p2p"
-    """The first attempt that keeps PASS_TO_PASS green with a non-empty patch, else the first."""
+    """The first attempt with a non-empty patch that keeps the repository's existing tests green
+    (``Attempt.existing_tests_ok``, run without the hidden test patch), else the first."""
     MAJORITY_P2P = "majority_p2p"
-    """Majority among attempts that keep PASS_TO_PASS green with a non-empty patch, else MAJORITY."""
+    """Majority among attempts with a non-empty patch that keep the existing tests green, else MAJORITY."""
 
 
 def selection_success(attempts: Sequence[Attempt], method: Selection) -> float:
@@ -147,11 +148,11 @@ def selection_success(attempts: Sequence[Attempt], method: Selection) -> float:
     if not attempts:
         raise ValueError("no attempts to select from")
     if method is Selection.FIRST_P2P:
-        chosen = next((a for a in attempts if a.pass_to_pass_ok and a.patch_hash), attempts[0])
+        chosen = next((a for a in attempts if a.existing_tests_ok and a.patch_hash), attempts[0])
         return float(chosen.solved)
     voters: Sequence[Attempt] = ()
     if method is Selection.MAJORITY_P2P:
-        voters = [a for a in attempts if a.pass_to_pass_ok and a.patch_hash]
+        voters = [a for a in attempts if a.existing_tests_ok and a.patch_hash]
     if not voters:
         voters = [a for a in attempts if a.patch_hash]
     if not voters:
@@ -215,7 +216,7 @@ def _task_selection(task: TaskAttempts, method: Selection, k: int, draws: int, r
         return 1.0
     coverage = pass_at_k(n, c, k)
     solved = np.array([a.solved for a in task.attempts], dtype=bool)
-    eligible = np.array([a.pass_to_pass_ok and bool(a.patch_hash) for a in task.attempts], dtype=bool)
+    eligible = np.array([a.existing_tests_ok and bool(a.patch_hash) for a in task.attempts], dtype=bool)
     if method is Selection.FIRST_P2P:
         return min(coverage, _first_p2p_exact(n, k, solved, eligible))
     nonempty = np.array([bool(a.patch_hash) for a in task.attempts], dtype=bool)

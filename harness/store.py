@@ -22,6 +22,16 @@ from harness.config import runs_dir
 
 STORE_FILE = "store.sqlite"
 
+# Meta keys written by the sampler and the evaluation and read by reports (harness cannot import agent).
+TASKS_META = "task_hashes"
+"""instance_id -> row hash: every task the run was asked to cover."""
+NO_IMAGE_META = "tasks_without_image"
+"""instance_id -> why the latest sampling call could not make attempts for it."""
+PARAMETERS_META = "model_parameters"
+"""{"parameters": int | None, "source": str, "reason": str}: the sampled model's size, for FLOPs."""
+AUDITS_META = "audits"
+"""instance_id -> {"runs", "flaky": {test: [passed, runs]}, "gold_failing": [tests], "error"}: gold audits."""
+
 
 class Database:
     """A SQLite file with a schema, safe to share between threads."""
@@ -55,6 +65,22 @@ class Database:
             self._conn.close()
 
 
+class EvalStatus(str, enum.Enum):
+    """What became of one prediction's evaluation."""
+
+    GRADED = "graded"  # the tests ran and gave a verdict
+    APPLY_FAILED = "apply_failed"  # no method applied the patch: unresolved, the patch's fault
+    TIMED_OUT = "timed_out"  # its tests outran the timeout that the gold runs finish well inside: unresolved
+    RESOURCE_LIMIT = "resource_limit"  # killed for memory or pids that the gold runs stayed within: unresolved
+    UNDECIDABLE = "undecidable"  # ignore-flaky dropped every FAIL_TO_PASS test: no verdict, left out of scores
+    ERROR = "error"  # infrastructure (engine, image, a gold run that itself times out): retried next call
+
+
+# Statuses that judge the attempt: counted in n, never resolved unless GRADED.
+JUDGED_STATUSES = frozenset({EvalStatus.GRADED, EvalStatus.APPLY_FAILED, EvalStatus.TIMED_OUT,
+                             EvalStatus.RESOURCE_LIMIT})
+
+
 @dataclass
 class EvalRecord:
     """One prediction's evaluation, as the run store keeps it."""
@@ -70,8 +96,11 @@ class EvalRecord:
     """The official verdict, never altered by guards."""
     resolved_guarded: bool = False
     pass_to_pass_ok: bool = False
-    """Every PASS_TO_PASS test passed: what a user can check without the hidden tests (the
-    repository's own existing tests), so selection methods may use it."""
+    """Every PASS_TO_PASS test passed, read from the runs with the hidden test patch applied: a user
+    cannot know this, so no selection method may use it (see ``existing_tests_ok``)."""
+    existing_tests_ok: bool | None = None
+    """What a user can check without the hidden tests: the repository's existing tests, run before
+    the test patch, all pass with this patch where they passed with no patch. None: not measured."""
     guard_flags: list[str] = field(default_factory=list)
     apply_method: str | None = None
     test_runs: int = 0
@@ -92,6 +121,7 @@ class EvalRecord:
 class AttemptStatus(str, enum.Enum):
     DONE = "done"  # the attempt ended with a patch (possibly empty): evaluate it
     INFRA_ERROR = "infra_error"  # it died of something outside the model: redo it, never score it
+    ABANDONED = "abandoned"  # stopped unfinished by an interrupt: only in the history, redone, never scored
 
 
 @dataclass
@@ -128,6 +158,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (instance_id, idx)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attempt_history (
+    instance_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -152,9 +189,26 @@ class RunStore:
         return [EvalRecord(**json.loads(row[0])) for row in rows]
 
     def save_attempt(self, record: AttemptRecord) -> None:
+        """Record an attempt; a try it replaces (an infrastructure error being redone) moves to the
+        attempt history rather than vanishing, because its tokens and dollars were spent."""
         with self.db.transaction() as conn:
+            conn.execute("INSERT INTO attempt_history SELECT instance_id, idx, record, status, updated FROM attempts "
+                         "WHERE instance_id = ? AND idx = ?", (record.instance_id, record.index))
             conn.execute("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?)",
                          (record.instance_id, record.index, json.dumps(asdict(record)), record.status, time.time()))
+
+    def save_abandoned(self, record: AttemptRecord) -> None:
+        """Record a try that was given up unfinished (an interrupt): only in the history, so it is
+        redone like a missing attempt while what it spent still counts."""
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO attempt_history VALUES (?, ?, ?, ?, ?)",
+                         (record.instance_id, record.index, json.dumps(asdict(record)), record.status, time.time()))
+
+    def attempt_history(self) -> list[AttemptRecord]:
+        """Every try that is no longer an attempt of the run (replaced or abandoned), oldest first:
+        what it cost is part of what the run cost."""
+        rows = self.db.query("SELECT record FROM attempt_history ORDER BY updated, rowid")
+        return [AttemptRecord(**json.loads(row[0])) for row in rows]
 
     def attempts(self, status: AttemptStatus | None = None) -> list[AttemptRecord]:
         sql, params = "SELECT record FROM attempts", ()

@@ -33,7 +33,7 @@ from harness.tasks import LoadResult, TaskLoadError
 from harness.audit import audit_tasks, summary as audit_summary
 from harness.config import cache_dir, runs_dir
 from harness.evalcache import EvalCache
-from harness.evaluate import DEFAULT_AUDIT_RUNS, EvalConfig, Evaluator, evaluate
+from harness.evaluate import DEFAULT_AUDIT_RUNS, EvalConfig, Evaluator, RunMismatch, evaluate
 from harness.grading import PAPER_RUNS, Policy
 from harness.predictions import PredsFile, empty, from_attempts, gold, read_preds
 from harness.store import STORE_FILE, AttemptStatus, RunStore
@@ -211,7 +211,8 @@ def cmd_images_pull(args) -> int:
 
 def _evaluator(args, run: str) -> Evaluator:
     # Commands without the judging options (tasks check) get EvalConfig's defaults.
-    given = {name: getattr(args, name) for name in ("reruns", "audit_runs", "timeout") if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in ("reruns", "audit_runs", "timeout", "existing_tests")
+             if getattr(args, name, None) is not None}
     if hasattr(args, "policy"):
         given["policy"] = Policy(args.policy)
     config = EvalConfig(workers=args.workers, **given)
@@ -244,6 +245,9 @@ def cmd_evaluate(args) -> int:
         sampled = RunStore(run)
         preds = PredsFile(from_attempts(sampled.attempts(AttemptStatus.DONE)))
         sampled.close()
+        if args.existing_tests is None:
+            # Selection curves need what a user could see: measure it for sampling runs by default.
+            args.existing_tests = True
     else:
         preds = PredsFile(gold(tasks) if args.gold else empty(tasks))
         run = args.run or ("gold" if args.gold else "empty")
@@ -253,8 +257,12 @@ def cmd_evaluate(args) -> int:
     store = RunStore(run)
     with _progress() as progress:
         bar = progress.add_task(f"evaluating into {store.dir}", total=len(preds.predictions))
-        result = evaluate(evaluator, tasks, preds.predictions, store, problems=preds.problems,
-                          on_done=lambda _: progress.advance(bar))
+        try:
+            result = evaluate(evaluator, tasks, preds.predictions, store, problems=preds.problems,
+                              on_done=lambda _: progress.advance(bar), from_attempts=sampling_run)
+        except RunMismatch as refused:
+            store.close()
+            raise SystemExit(f"error: {refused}") from None
     for line in result.report["monkeys"]["unknown_instances"]:
         err.print(f"[yellow]skipped[/] {escape(line)}")
     for e in result.report["monkeys"]["errors"]:
@@ -324,20 +332,38 @@ def cmd_report(args) -> int:
     if args.json:
         print_json({"runs": summaries, "comparisons": comparisons, "html": str(target)})
         return 0
-    table = Table(title="coverage and cost")
-    for column in ("run", "tasks", "attempts", "k (all)", "coverage@1", "coverage@max", "$/attempt", "$/solved"):
+    table = Table(title="coverage and cost (coverage: tasks with >= k judged attempts; all tasks: every task asked "
+                        "for, one without a verdict as unsolved; unguarded: official resolved)")
+    for column in ("run", "tasks asked", "with verdicts", "attempts", "k (all)", "coverage@1", "coverage@max",
+                   "all tasks@max", "unguarded@max", "$/attempt", "$/solved"):
         table.add_column(column)
     for s in summaries:
         cov, cost = s.get("coverage") or [], s.get("cost") or {}
-        table.add_row(s["run"], str(s["tasks"]), str(s["judged_attempts"]), str(s["max_common_k"]),
-                      f"{cov[0]['value']:.3f}" if cov else "", f"{cov[-1]['value']:.3f} (k={cov[-1]['k']})" if cov else "",
-                      f"{cost.get('per_attempt', 0):.5f}" if cost else "",
-                      f"{cost['per_solved_issue']:.5f}" if cost.get("per_solved_issue") else "none solved")
+        table.add_row(s["run"], str(s.get("requested_tasks", s["tasks"])), str(s["tasks"]), str(s["judged_attempts"]),
+                      str(s["max_common_k"]), _point(cov, 0), _point(cov, -1),
+                      _point(s.get("coverage_all_tasks") or [], -1), _point(s.get("coverage_unguarded") or [], -1),
+                      _dollars(cost, "per_attempt"), _dollars(cost, "per_solved_issue"))
     out.print(table)
+    for s in summaries:
+        for line in report.notes(s):
+            out.print(escape(line), soft_wrap=True)
     for line in comparisons:
         out.print(line)
     out.print(f"report: {target}")
     return 0
+
+
+def _point(curve: list, i: int) -> str:
+    return f"{curve[i]['value']:.3f} (k={curve[i]['k']})" if curve else ""
+
+
+def _dollars(cost: dict, key: str) -> str:
+    if not cost:
+        return ""
+    value = cost.get(key)
+    if value is not None:
+        return f"{value:.5f}"
+    return "none solved" if key == "per_solved_issue" and cost.get("dollars") is not None else "unknown"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,7 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"runs a verdict gets when it hinges on a flaky test (default {PAPER_RUNS}, as in the paper)")
     judging.add_argument("--audit-runs", type=int, default=DEFAULT_AUDIT_RUNS,
                          help=f"runs of each task's gold patch in its flaky audit, cached per image (default {DEFAULT_AUDIT_RUNS})")
-    judging.add_argument("--timeout", type=float, default=1800.0, help="seconds one run of the tests may take (default 1800)")
+    judging.add_argument("--timeout", type=float, default=1800.0,
+                         help="seconds one run of the tests may take (default 1800); a patch whose tests outrun it "
+                              "while the gold runs finish in under half of it is timed_out (unresolved)")
+    judging.add_argument("--existing-tests", action=argparse.BooleanOptionalAction, default=None,
+                         help="also run the repository's existing tests without the hidden test patch, for each patch "
+                              "and for no patch: what selection curves may use (default: on for --run of a sampling "
+                              "run, off otherwise)")
 
     p = commands.add_parser(
         "evaluate", parents=[common, tasks_arg, as_json, judging],

@@ -16,8 +16,9 @@ from rich.table import Table
 
 from agent.attempt import AttemptLimits
 from agent.model import Endpoint, Model, ModelConfig, ModelConfigError
+from agent.parameters import ParameterCount, count_parameters
 from agent.prompts import Templates, TemplateError
-from agent.sampler import FingerprintMismatch, RunBusy, SampleConfig, Sampler
+from agent.sampler import PARAMETERS_KEY, FingerprintMismatch, RunBusy, SampleConfig, Sampler, spent
 from agent.scaffolds import SCAFFOLDS
 from agent.servers import BUNDLED_MODEL, ManagedServer, ServerError, ServerKind, ServerSpec, bundled_gguf, file_sha256
 from harness import engine
@@ -96,6 +97,7 @@ def cmd_sample(args) -> int:
                     "gguf_sha256": gguf.sha256 if gguf else file_sha256(model_path)}
     elif kind is ServerKind.VLLM:
         model_id = {"server": kind.value}
+    parameters = _parameters(args, kind, model_path)
     alias = BUNDLED_MODEL if args.model == BUNDLED_MODEL else (model_path.stem if model_path else args.model)
     model_config = ModelConfig(
         name=alias, base_url=args.base_url, api_key_env=args.api_key_env, temperature=args.temperature,
@@ -108,7 +110,8 @@ def cmd_sample(args) -> int:
         run=run, k=args.k, scaffold=args.scaffold,
         model={**sampling, "endpoint": args.endpoint, "tools": args.tools, **model_id},
         limits=limits, templates_digest=templates.digest(), seed=args.seed, workers=args.workers,
-        budget_dollars=args.budget_dollars, budget_tokens=args.budget_tokens, price=price_dict(price))
+        budget_dollars=args.budget_dollars, budget_tokens=args.budget_tokens, price=price_dict(price),
+        model_parameters=parameters.as_meta())
     full_config = {**asdict(config), "tasks": args.tasks or "bundled", "prompts": str(templates.folder),
                    "base_url": args.base_url or (f"managed {kind.value}" if kind else "api.openai.com")}
     store = RunStore(run)
@@ -120,8 +123,9 @@ def cmd_sample(args) -> int:
     scaffold_cls = SCAFFOLDS[args.scaffold]
     scaffold = scaffold_cls(tools=args.tools) if args.scaffold == "bash" else scaffold_cls(endpoint=Endpoint(args.endpoint))
     try:
+        # Tasks without an image stay in the run (recorded as asked for, and why none was made), so a
+        # report's coverage over every task asked for counts them.
         images = _images(client, tasks, args.workers)
-        tasks = [t for t in tasks if t.instance_id in images]
         sampler = Sampler(config, tasks, images, runtime=runtime, model=None, scaffold=scaffold,
                           templates=templates, price=price, store=store, full_config=full_config)
         try:
@@ -137,6 +141,9 @@ def cmd_sample(args) -> int:
             server.start()
             err.print(f"{kind.value} answered on {server.base_url} after {server.started_seconds:.1f} s")
             model_config = replace(model_config, base_url=server.base_url)
+            if kind is ServerKind.VLLM and parameters.parameters is None:
+                # vLLM downloads a hub model as it starts: only now are its files there to count.
+                store.set_meta(PARAMETERS_KEY, count_parameters(args.model).as_meta())
         sampler.model = Model(model_config)
         result = _sample_with_progress(sampler, run)
     except ServerError as problem:
@@ -152,14 +159,31 @@ def cmd_sample(args) -> int:
     done = len(RunStore(run).attempts(AttemptStatus.DONE))
     line = (f"run {run}: {result.done} attempts made now ({result.skipped_existing} kept from before), "
             f"{result.infra_errors} infrastructure errors (redone on the next call), "
-            f"{done} finished in all; {result.usage.total} tokens, ${result.dollars:.4f}")
+            f"{done} finished in all; {result.usage.total} tokens, ${result.dollars:.4f} now; the whole run "
+            f"(failed tries included) {result.run_usage.total} tokens, ${result.run_dollars:.4f}")
+    if result.attempts_without_usage:
+        line += (f"; {result.attempts_without_usage} tries had a model response without token usage: their tokens "
+                 f"(and per-token dollars, and so the budgets) are undercounted, and the report shows them as unknown")
     if result.stopped_by_budget:
         line += f"; stopped: {result.stopped_by_budget}"
     if result.interrupted:
         line += "; interrupted (rerun the same command to continue)"
-    out.print(line)
+    out.print(line, soft_wrap=True)  # one line, whatever the width: scripts and tests read it
     out.print(f"store: {runs_dir() / run / STORE_FILE}")
     return 130 if result.interrupted else (1 if result.infra_errors else 0)
+
+
+def _parameters(args, kind: ServerKind | None, model_path: Path | None) -> ParameterCount:
+    """The model's parameter count for FLOPs: stated by the user, or read from what a managed server
+    serves (the GGUF's header, the model folder's safetensors); otherwise unknown, saying why."""
+    if args.model_parameters is not None:
+        return ParameterCount(args.model_parameters, "--model-parameters")
+    if kind is ServerKind.LLAMA_CPP and model_path is not None:
+        return count_parameters(str(model_path))
+    if kind is ServerKind.VLLM:
+        return count_parameters(args.model)
+    return ParameterCount(None, reason=f"{args.model} is served by an endpoint monkeys cannot inspect "
+                                       f"(--model-parameters states its count)")
 
 
 def _price(args, kind: ServerKind | None):
@@ -250,12 +274,18 @@ def cmd_runs_show(args) -> int:
                "infra_errors": sum(r["status"] == AttemptStatus.INFRA_ERROR.value for r in rows),
                "cost": round(sum(r["cost"] or 0 for r in rows), 6),
                "tokens": sum(sum(r["tokens"].values()) - r["tokens"]["cached_input"] for r in rows)}
+    # Tries redone after an infrastructure error or abandoned by an interrupt are no rows here, but
+    # they were paid for.
+    history = store.attempt_history()
+    usage, dollars, _ = spent(store.attempts() + history)
+    summary.update(replaced_tries=len(history), spent_all_tries={"dollars": round(dollars, 6), "tokens": usage.total})
     store.close()
     if args.json:
         print_json({**summary, "attempt_rows": rows})
         return 0
     table = Table(title=f"run {args.name}: {summary['done']} finished, {summary['infra_errors']} infrastructure "
-                        f"errors, ${summary['cost']:.4f}")
+                        f"errors, ${summary['cost']:.4f} (with its {summary['replaced_tries']} redone or abandoned "
+                        f"tries: ${summary['spent_all_tries']['dollars']:.4f})")
     for column in ("instance_id", "#", "status", "exit", "tokens in/out", "cost", "seconds", "patch", "resolved"):
         table.add_column(column)
     for r in rows[:1000]:
@@ -323,6 +353,9 @@ def add_parsers(commands, common, tasks_arg, as_json) -> None:
     p.add_argument("--budget-dollars", type=float, default=None, help="whole run: stop starting attempts past this")
     p.add_argument("--budget-tokens", type=int, default=None, help="whole run: stop starting attempts past this")
     p.add_argument("--prices", type=Path, default=None, help="price file (TOML/JSON) for models genai-prices lacks")
+    p.add_argument("--model-parameters", type=int, default=None,
+                   help="the model's parameter count, for FLOPs where monkeys cannot read it (an endpoint it does "
+                        "not manage); a managed server's model is counted from its files")
     p.add_argument("--provider", default=None, help="provider name for the price lookup (openai, deepseek, ...)")
     p.add_argument("--price-per-hour", type=float, default=None,
                    help=f"price a model by host time (defaults: CPU ${CPU_HOST_DOLLARS_PER_HOUR}/h, "

@@ -117,6 +117,38 @@ def test_a_token_budget_stops_scheduling_without_writing_empty_attempts(env):
     assert sorted((r["index"], r["instance_id"]) for r in rows)[:2] == [(0, FIXED), (0, OTHER)]
 
 
+def test_budgets_cover_the_whole_run_across_resumes(env):
+    with ScriptedServer(lambda body: FIX) as server:
+        first = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "250")
+        assert first.returncode == 0, first.stderr
+        assert server.calls == 3  # 120 tokens per attempt: the third crosses the budget
+        # Resuming with the same budget starts nothing: the run has already spent it.
+        again = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "250")
+        assert again.returncode == 0, again.stderr
+        assert server.calls == 3 and "token budget 250 spent (360 over the whole run)" in again.stdout
+        # A larger budget buys only the difference: 360 -> 480 -> 600.
+        more = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "600")
+        assert more.returncode == 0, more.stderr
+        assert server.calls == 5 and "the whole run (failed tries included) 600 tokens" in more.stdout
+    assert len(shown(env)["attempt_rows"]) == 5
+
+
+def test_a_response_without_usage_is_flagged_and_reported_as_unknown_cost(env):
+    with ScriptedServer(lambda body: FIX, usage=lambda body: None) as server:
+        done = sample(env, server, "-k", "1")
+        assert done.returncode == 0, done.stderr
+        assert "2 tries had a model response without token usage" in done.stdout
+    report = monkeys(env, "report", "scripted", "--json", "--bootstrap", "10")
+    assert report.returncode == 0, report.stderr
+    (run,) = json.loads(report.stdout)["runs"]
+    assert run["cost"]["attempts_without_usage"] == 2
+    assert run["cost"]["dollars"] is None and "without a usage block" in run["cost"]["unknown"]["tokens"]
+    assert [t["reason"] for t in run["tasks_without_verdicts"]] == ["not_evaluated", "not_evaluated"]
+    text = monkeys(env, "report", "scripted", "--bootstrap", "10")
+    assert text.returncode == 0, text.stderr
+    assert "dollars unknown" in text.stdout and "no verdict for" in text.stdout
+
+
 def test_a_model_server_that_keeps_failing_gives_infra_errors_that_are_redone(env):
     with ScriptedServer(lambda body: FIX, fail_rate=1.0) as server:
         failed = sample(env, server, "-k", "1", "--retries", "2")
@@ -129,6 +161,11 @@ def test_a_model_server_that_keeps_failing_gives_infra_errors_that_are_redone(en
         assert redone.returncode == 0, redone.stderr
         assert server.calls == 2
     assert [r["status"] for r in shown(env)["attempt_rows"]] == ["done", "done"]
+    # The failed tries are kept with what they cost, so the report counts every dollar.
+    report = monkeys(env, "report", "scripted", "--json", "--bootstrap", "10")
+    assert report.returncode == 0, report.stderr
+    cost = json.loads(report.stdout)["runs"][0]["cost"]
+    assert cost["tries_by_kind"]["infra_failed"] == 2 and cost["tries"] == 4
 
 
 def test_a_model_the_server_does_not_serve_stops_the_run_naming_it(env):

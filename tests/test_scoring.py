@@ -28,7 +28,7 @@ from harness.scoring import (
 
 
 def make_task(iid: str, spec: list[tuple[bool, str, bool]]) -> TaskAttempts:
-    """A task from (solved, patch_hash, pass_to_pass_ok) per attempt, in sample order."""
+    """A task from (solved, patch_hash, existing_tests_ok) per attempt, in sample order."""
     return TaskAttempts(iid, tuple(Attempt(i, s, h, p) for i, (s, h, p) in enumerate(spec)))
 
 
@@ -51,7 +51,7 @@ def random_task(rng: random.Random, iid: str, max_n: int = 9) -> TaskAttempts:
 
 
 def ref_majority(attempts, p2p: bool) -> float:
-    voters = [a for a in attempts if a.pass_to_pass_ok and a.patch_hash] if p2p else []
+    voters = [a for a in attempts if a.existing_tests_ok and a.patch_hash] if p2p else []
     voters = voters or [a for a in attempts if a.patch_hash] or list(attempts)
     counts = Counter(a.patch_hash for a in voters)
     best = max(counts.values())
@@ -61,7 +61,7 @@ def ref_majority(attempts, p2p: bool) -> float:
 
 def ref_first_p2p(ordered) -> float:
     for a in ordered:
-        if a.pass_to_pass_ok and a.patch_hash:
+        if a.existing_tests_ok and a.patch_hash:
             return float(a.solved)
     return float(ordered[0].solved)
 
