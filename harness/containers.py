@@ -186,6 +186,12 @@ class Container:
         rel = root.strip("/")
         self.handle.put_archive("/", tar_bytes({f"{rel}/{k}": v for k, v in files.items()}))
 
+    def disconnect_network(self) -> None:
+        """Take the container off every network it is on (a step that needed the network is done)."""
+        self.handle.reload()
+        for name in (self.handle.attrs.get("NetworkSettings") or {}).get("Networks") or {}:
+            self.client.api.disconnect_container_from_network(self.handle.id, name, force=True)
+
     def exec(self, command: str, *, timeout: float, workdir: str | None = None,
              environment: dict[str, str] | None = None) -> ExecResult:
         """Run ``command`` with bash; at ``timeout`` seconds it is killed with everything it started.
@@ -314,7 +320,8 @@ class ContainerRuntime:
         """Remove containers of this run (``this_run``), or of any monkeys process no longer alive here."""
         removed = 0
         host = socket.gethostname()
-        for container in self.client.containers.list(all=True, filters={"label": RUN_LABEL}):
+        # Another process may remove its containers while this lists them: not an error.
+        for container in self.client.containers.list(all=True, filters={"label": RUN_LABEL}, ignore_removed=True):
             labels = container.labels
             owner_host, _, pid = labels.get(OWNER_LABEL, ":").partition(":")
             ours = this_run and labels.get(RUN_LABEL) == self.run

@@ -86,10 +86,14 @@ class EvalPlan:
     test: str
     inputs: tuple[tuple[str, str], ...] = ()
     """(file name under /monkeys/, content) of every file the commands read, the candidate aside."""
+    setup_network: bool = False
+    """The setup reinstalls the repository, which may fetch build requirements (as in the official
+    harness); the container leaves the network before the tests run."""
 
     @property
     def digest(self) -> str:
-        parts = [self.apply, self.setup, self.test, *(f"{name}\0{content}" for name, content in self.inputs)]
+        parts = [self.apply, self.setup, self.test, f"setup_network={self.setup_network}",
+                 *(f"{name}\0{content}" for name, content in self.inputs)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -217,7 +221,7 @@ def plan(task: Task) -> EvalPlan:
     setup = "\n".join([ACTIVATE, *exports, *_tolerant(legacy),
                        " && ".join([*_reset(task, legacy.existing, legacy.created), f"git apply /monkeys/{TEST_PATCH}"])])
     test = " && ".join([ACTIVATE, *exports, legacy.test_command])
-    return EvalPlan(apply=apply_script(), setup=setup, test=test, inputs=inputs)
+    return EvalPlan(apply=apply_script(), setup=setup, test=test, inputs=inputs, setup_network=bool(legacy.install))
 
 
 def existing_tests_plan(task: Task) -> EvalPlan | None:
@@ -243,7 +247,7 @@ def existing_tests_plan(task: Task) -> EvalPlan | None:
     setup = "\n".join([ACTIVATE, *exports, *_tolerant(legacy), " && ".join(["true", *_reset(task, legacy.existing, legacy.created)])])
     command = " ".join([legacy.runner, *(shlex.quote(d) for d in directives)])
     test = " && ".join([ACTIVATE, *exports, command])
-    return EvalPlan(apply=apply_script(), setup=setup, test=test)
+    return EvalPlan(apply=apply_script(), setup=setup, test=test, setup_network=bool(legacy.install))
 
 
 def _legacy(task: Task):

@@ -252,7 +252,9 @@ class Evaluator:
         result.used_container = True
         first = True
         while first or lacking(result.runs, need):
-            with self.runtime.open(image_name(task), files=eval_files(task, patch), network=needs_network(task)) as container:
+            tests_network = needs_network(task)
+            with self.runtime.open(image_name(task), files=eval_files(task, patch),
+                                   network=tests_network or steps.setup_network) as container:
                 applied = container.exec(steps.apply, timeout=self.config.apply_timeout)
                 if applied.timed_out:
                     raise InfraError(f"{task.instance_id}: applying the patch timed out after {self.config.apply_timeout:.0f} s")
@@ -272,6 +274,8 @@ class Evaluator:
                 if setup.exit_code != 0:
                     raise InfraError(f"{task.instance_id}: restoring the test files and applying the test patch failed "
                                      f"(exit {setup.exit_code}): {setup.output.strip()[-400:]}")
+                if steps.setup_network and not tests_network:
+                    container.disconnect_network()
                 ran = container.exec(steps.test, timeout=self.config.timeout)
                 if ran.timed_out and not hang_is_verdict:
                     raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the "

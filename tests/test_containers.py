@@ -139,3 +139,14 @@ def test_a_process_that_left_the_timed_out_group_is_killed_too(docker_client, im
         assert hung.timed_out and "started" in hung.output
         after = container.exec("cat /proc/[0-9]*/cmdline | tr '\\0' ' '; echo", timeout=10)
         assert after.exit_code == 0 and "sleep 30" not in after.output and "sleep infinity" in after.output
+
+
+def test_a_container_can_leave_the_network_before_its_tests(docker_client, image):
+    runtime = ContainerRuntime(docker_client, run="test-network")
+    with runtime.open(image, network=True) as box:
+        interfaces = lambda: sorted(box.exec("ls /sys/class/net", timeout=10).output.split())
+        assert interfaces() != ["lo"]  # on the bridge: the reinstall step may fetch build requirements
+        box.disconnect_network()
+        assert interfaces() == ["lo"]  # the tests that follow have no way out
+    with runtime.open(image) as box:
+        assert box.exec("ls /sys/class/net", timeout=10).output.split() == ["lo"]
