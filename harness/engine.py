@@ -82,8 +82,13 @@ def ensure_engine(say=print, wait_s: float = 60.0) -> docker.DockerClient:
         if not _can_install() and not (_is_root() and shutil.which("dockerd")):
             raise
     if not shutil.which("dockerd"):
+        from harness.doctor import InstallError, apt_install  # doctor builds on this module
+
         say("Installing Debian's docker.io (apt-get)...")
-        apt_install(["docker.io"])
+        try:
+            apt_install(["docker.io"], say=say)
+        except InstallError as err:
+            raise EngineUnavailable(str(err)) from None
     say("Starting dockerd...")
     if _has_systemd():
         _run(["systemctl", "start", "docker"], dict(os.environ))
@@ -100,15 +105,6 @@ def ensure_engine(say=print, wait_s: float = 60.0) -> docker.DockerClient:
                     f"dockerd was started but did not answer within {wait_s:.0f} s; see {DOCKERD_LOG}"
                 ) from None
             time.sleep(0.5)
-
-
-def apt_install(packages: list[str]) -> None:
-    """Install Debian packages (root on Debian/Ubuntu only); raises EngineUnavailable on failure."""
-    if not _can_install():
-        raise EngineUnavailable(f"installing {' '.join(packages)} needs root and apt-get; install them by hand")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    _run(["apt-get", "update", "-qq"], env)
-    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env)
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> None:
