@@ -168,7 +168,28 @@ _LIMIT_FILES = {
     Limit.MEMORY: ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
     Limit.PIDS: ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events", "max"),
 }
-_READ_LIMITS = "; ".join(f"cat {v2} 2>/dev/null || cat {v1} 2>/dev/null; echo '#'" for v2, v1, _ in _LIMIT_FILES.values())
+# Builtins only: after a run that filled the pid table, nothing can fork, and that is when it matters.
+_READ_LIMITS = "\n".join(
+    f"{{ f={v2}; [ -r $f ] || f={v1}; while read -r l; do printf '%s\\n' \"$l\"; done < $f; }} 2>/dev/null; printf '#\\n'"
+    for v2, v1, _ in _LIMIT_FILES.values())
+
+
+def with_limits(test: str, sentinel: str) -> str:
+    """The test command, then the limit counters after ``sentinel``, in the same exec (a separate one
+    costs about as much as the counters are worth); the exit status stays the test command's. Code
+    under test could print the sentinel itself, but only the last one counts, and all it could fake
+    is a limit hit, which never makes a run pass."""
+    return f"{{ {test}\n}}\n__monkeys_rc=$?\nprintf '\\n%s\\n' {sentinel}\n{_READ_LIMITS}\nexit $__monkeys_rc"
+
+
+def split_limits(output: str, sentinel: str) -> tuple[str, tuple[Limit, ...]]:
+    """Pure: (the test command's own output, the limits hit) from a ``with_limits`` run's output; a run
+    killed before the counters were read has no sentinel, and nothing is taken off it."""
+    mark = f"\n{sentinel}\n"
+    cut = output.rfind(mark)
+    if cut < 0:
+        return output, ()
+    return output[:cut], limits_hit(output[cut + len(mark):])
 
 
 def limits_hit(counters: str) -> tuple[Limit, ...]:
@@ -276,12 +297,13 @@ class Evaluator:
                                      f"(exit {setup.exit_code}): {setup.output.strip()[-400:]}")
                 if steps.setup_network and not tests_network:
                     container.disconnect_network()
-                ran = container.exec(steps.test, timeout=self.config.timeout)
+                sentinel = f"monkeys-limits-{new_nonce()}"
+                ran = container.exec(with_limits(steps.test, sentinel), timeout=self.config.timeout)
                 if ran.timed_out and not hang_is_verdict:
                     raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the "
                                      f"gold runs do not finish well inside that limit, so the hang is not the patch's")
-                hits = () if ran.timed_out else limits_hit(container.exec(_READ_LIMITS, timeout=30).output)
-                raw = RawRun(ran.output, ran.exit_code, ran.seconds, ran.timed_out, self.config.timeout, hits)
+                output, hits = split_limits(ran.output, sentinel)
+                raw = RawRun(output, ran.exit_code, ran.seconds, ran.timed_out, self.config.timeout, hits)
                 self.cache.add_run(key, raw)
                 result.runs.append(_parsed(task, raw))
                 result.run_seconds.append(ran.seconds)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.containers import Limits
 from harness.evalscript import ApplyMethod, parse_runs
 from harness.evaluate import EvalStatus, evaluate
 from harness.grading import Policy, grade
@@ -283,3 +284,23 @@ def test_existing_tests_are_judged_without_the_hidden_test_patch(make_evaluator,
     again, _ = run_eval(evaluator, [task], preds, tmp_path)
     assert {r.index: r.existing_tests_ok for r in again.records} == kept
     assert again.report["monkeys"]["test_runs_executed"] == 0
+
+
+def test_a_pid_limit_the_gold_runs_stay_within_is_the_patch_outcome(make_evaluator, tasks, tmp_path):
+    task = tasks["textkit-3"]
+    spawning = make_patch(task, tmp_path, {"src/textkit/__init__.py": lambda old: old + (
+        "import subprocess as _sp\n"
+        "_kids = []\n"
+        "try:\n"
+        "    for _ in range(200):\n"
+        "        _kids.append(_sp.Popen(['sleep', '30']))\n"
+        "finally:\n"
+        "    for _kid in _kids:\n"
+        "        _kid.kill()\n")})
+    evaluator = make_evaluator("test-pids", audit_runs=1, limits=Limits(pids=64))
+    result, _ = run_eval(evaluator, [task], [pred(task, task.patch, 0), pred(task, spawning, 1)], tmp_path)
+    gold, spawned = sorted(result.records, key=lambda r: r.index)
+    assert gold.status == EvalStatus.GRADED.value and gold.resolved_guarded
+    assert result.audits[task.instance_id].limits_hit == []
+    assert spawned.status == EvalStatus.RESOURCE_LIMIT.value and not spawned.resolved and "pids" in spawned.error
+    assert result.report["monkeys"]["resource_limit"][0]["index"] == 1

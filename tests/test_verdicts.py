@@ -7,7 +7,7 @@ import pytest
 from harness.evalcache import Applied
 from harness.evalscript import ApplyMethod, Limit, TestRun
 from harness.evaluate import (Audit, EvalConfig, Evaluator, Measured, RunMismatch, check_run_holds, existing_tests_hold,
-                              limits_hit, settle)
+                              limits_hit, settle, split_limits)
 from harness.grading import Policy, grade
 from harness.parsers import TestStatus as S
 from harness.patches import patch_hash
@@ -103,6 +103,16 @@ def test_limits_are_read_from_cgroup_counters_of_either_version():
     assert limits_hit(v2) == (Limit.MEMORY,)  # memory's "max" line is not the pid counter
     assert limits_hit(v1) == (Limit.PIDS,)
     assert limits_hit("#\n#\n") == ()
+
+
+@pytest.mark.parametrize("own", ["collected 3 items\n3 passed\n", "no newline at the end", ""])
+def test_the_counters_come_off_the_test_output_exactly(own):
+    counters = "oom_kill 2\n#\nmax 0\n#\n"
+    assert split_limits(f"{own}\nmonkeys-limits-ab12\n{counters}", "monkeys-limits-ab12") == (own, (Limit.MEMORY,))
+    # Only the last sentinel counts; a run killed before the counters keeps all its output.
+    forged = f"{own}\nmonkeys-limits-ab12\nmax 9\n#\n"
+    assert split_limits(f"{forged}\nmonkeys-limits-ab12\n{counters}", "monkeys-limits-ab12")[0] == forged
+    assert split_limits(own, "monkeys-limits-ab12") == (own, ())
 
 
 def test_existing_tests_hold_where_every_test_that_passed_unpatched_still_passes():
