@@ -256,8 +256,7 @@ class Evaluator:
             result.used = settle(result.runs, need)
             used = result.runs[:result.used]
             if any(r.timed_out for r in used) and not hang_is_verdict:
-                raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the "
-                                 f"gold runs do not finish well inside that limit, so the hang is not the patch's")
+                raise self._hang_error(task)
         except (InfraError, PlanError) as err:
             result.error = str(err)
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as err:
@@ -265,6 +264,10 @@ class Evaluator:
         finally:
             result.seconds = time.monotonic() - started
         return result
+
+    def _hang_error(self, task: Task) -> InfraError:
+        return InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the gold "
+                          f"runs do not finish well inside that limit, so the hang is not the patch's")
 
     def _run(self, task: Task, patch: str | None, steps: EvalPlan, key: CacheKey, need, result: Measured,
              hang_is_verdict: bool) -> None:
@@ -300,8 +303,7 @@ class Evaluator:
                 sentinel = f"monkeys-limits-{new_nonce()}"
                 ran = container.exec(with_limits(steps.test, sentinel), timeout=self.config.timeout)
                 if ran.timed_out and not hang_is_verdict:
-                    raise InfraError(f"{task.instance_id}: the tests timed out after {self.config.timeout:.0f} s, and the "
-                                     f"gold runs do not finish well inside that limit, so the hang is not the patch's")
+                    raise self._hang_error(task)
                 output, hits = split_limits(ran.output, sentinel)
                 raw = RawRun(output, ran.exit_code, ran.seconds, ran.timed_out, self.config.timeout, hits)
                 self.cache.add_run(key, raw)
