@@ -28,5 +28,5 @@ demo: setup
 # (a fresh machine's first boot), and stopping here, naming the package, if it cannot be installed.
 test: setup
 	$(BIN)/pip install -q --no-deps 'swebench==5.0.2'
-	@command -v docker-registry >/dev/null || $(BIN)/python -m harness.doctor install docker-registry
+	@command -v docker-registry >/dev/null || $(BIN)/python -m harness.apt docker-registry
 	$(BIN)/pytest -q

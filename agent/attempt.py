@@ -22,7 +22,7 @@ from agent.model import ContextTooLong, Model, ModelUnavailable, Reply
 from agent.prompts import Templates
 from agent.session import REPO_DIR, SessionError, ShellSession
 from harness.containers import ContainerRuntime
-from harness.prices import HourlyPrice, Price, TokenPrice, Usage, hourly_cost, token_cost
+from harness.scores.prices import HourlyPrice, Price, TokenPrice, Usage, hourly_cost, token_cost
 from harness.tasks import Task
 
 # Files no fix needs and `git add -A` would otherwise sweep into the patch.
@@ -159,7 +159,7 @@ class Scaffold(Protocol):
 
 
 @dataclass
-class AttemptResult:
+class AttemptOutcome:
     """One attempt's outcome, everything the run store and the trajectory file record."""
 
     instance_id: str
@@ -198,7 +198,7 @@ _INFRA = (ModelUnavailable, docker.errors.DockerException, ConnectionError)
 
 def run_attempt(*, runtime: ContainerRuntime, image: str, task: Task, index: int, seed: int, model: Model,
                 scaffold: Scaffold, templates: Templates, limits: AttemptLimits, price: Price, share: float,
-                abort: threading.Event | None = None) -> AttemptResult:
+                abort: threading.Event | None = None) -> AttemptOutcome:
     """Make one attempt at ``task`` in a fresh container; never raises for the model's or the
     container's failures (they are in the result), only for configuration errors that stop a run."""
     meter = Meter(limits, price, share, abort)
@@ -232,7 +232,7 @@ def run_attempt(*, runtime: ContainerRuntime, image: str, task: Task, index: int
         reason, patch, error = ExitReason.INFRA_ERROR, None, f"{type(err).__name__}: {err}"
     except SessionError as err:
         reason, patch, error = ExitReason.INFRA_ERROR, None, str(err)
-    return AttemptResult(
+    return AttemptOutcome(
         task.instance_id, index, seed, reason, patch, meter.usage, meter.dollars, meter.calls, meter.retries,
         meter.wall_seconds, meter.model_seconds, meter.container_seconds, error,
         ctx.trajectory if ctx else [])

@@ -25,7 +25,7 @@ from typing import Any
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from harness.prices import Usage
+from harness.scores.prices import Usage
 
 
 class Endpoint(str, enum.Enum):

@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.attempt import AttemptLimits, AttemptResult, Scaffold, run_attempt
+from agent.attempt import AttemptLimits, AttemptOutcome, Scaffold, run_attempt
 from agent.model import Model
 from agent.prompts import Templates
 from harness.containers import ContainerRuntime
-from harness.prices import Price, Usage, price_dict
-from harness.store import NO_IMAGE_META, PARAMETERS_META, TASKS_META, AttemptRecord, AttemptStatus, RunStore
+from harness.scores.prices import Price, Usage, price_dict
+from harness.store import NO_IMAGE_META, PARAMETERS_META, TASKS_META, StoredAttempt, AttemptStatus, RunStore
 from harness.tasks import Task
 
 FINGERPRINT_KEY = "fingerprint"
@@ -109,7 +109,7 @@ def schedule(tasks: Sequence[Task], k: int, done: set[tuple[str, int]]) -> list[
     return [(i, t) for i in range(k) for t in tasks if (t.instance_id, i) not in done]
 
 
-def spent(records: Sequence[AttemptRecord]) -> tuple[Usage, float, int]:
+def spent(records: Sequence[StoredAttempt]) -> tuple[Usage, float, int]:
     """Tokens and dollars the given tries spent, and how many of them had a model response without
     a usage block (their tokens, and so a token budget, are undercounted)."""
     usage, dollars, gaps = Usage(), 0.0, 0
@@ -317,7 +317,7 @@ class Sampler:
             abandoned = self.abort.is_set() and result.infra_error
             if abandoned:
                 # Abandoned by an interrupt: redone next time, but what it spent is kept in the history.
-                self.store.save_abandoned(AttemptRecord(task.instance_id, result.index, self.model.config.name, None,
+                self.store.save_abandoned(StoredAttempt(task.instance_id, result.index, self.model.config.name, None,
                                                         AttemptStatus.ABANDONED.value,
                                                         self._details(result, gaps.calls)))
             else:
@@ -335,7 +335,7 @@ class Sampler:
             if not abandoned:
                 notify("done", result)
 
-    def _details(self, result: AttemptResult, calls_without_usage: int) -> dict[str, Any]:
+    def _details(self, result: AttemptOutcome, calls_without_usage: int) -> dict[str, Any]:
         details = result.details()
         # A response without usage leaves this try's tokens (and token-priced dollars) undercounted:
         # the report shows the figures it affects as unknown instead of pricing the call at $0.
@@ -343,7 +343,7 @@ class Sampler:
                        price=price_dict(self.price), calls_without_usage=calls_without_usage)
         return details
 
-    def _record(self, task: Task, result: AttemptResult, calls_without_usage: int = 0) -> None:
+    def _record(self, task: Task, result: AttemptOutcome, calls_without_usage: int = 0) -> None:
         """Trajectory file first, then the store row that commits the attempt."""
         rel = Path("trajectories") / task.instance_id / f"{result.index}.json"
         path = self.store.dir / rel
@@ -357,5 +357,5 @@ class Sampler:
         tmp.write_text(json.dumps(document, indent=1, default=str))
         os.replace(tmp, path)
         status = AttemptStatus.INFRA_ERROR if result.infra_error else AttemptStatus.DONE
-        self.store.save_attempt(AttemptRecord(task.instance_id, result.index, self.model.config.name,
+        self.store.save_attempt(StoredAttempt(task.instance_id, result.index, self.model.config.name,
                                               result.patch, status.value, details))

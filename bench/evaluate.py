@@ -29,7 +29,7 @@ from harness import engine
 from harness.evalcache import EvalCache
 from harness.evalscript import eval_files, needs_network, plan
 from harness.evaluate import EvalConfig, EvalStatus, Evaluator, evaluate
-from harness.images import image_name
+from harness.image_names import image_name
 from harness.predictions import Prediction, gold
 from harness.store import RunStore
 from harness.tasks import load_tasks

@@ -10,9 +10,9 @@ of tasks, else 0.9 · Beta(0.2, 0.8): coverage about 0.13 at k = 1 and 0.5 at k 
 SWE-bench Lite under repeated sampling), and ``--attempts`` independent attempts per task. Both
 models see only each task's first ``--fit-attempts`` attempts:
 
-* the distributional model (``harness.fits.extrapolate_distribution``) is fitted to the truncated
+* the distributional model (``harness.scores.fits.extrapolate_distribution``) is fitted to the truncated
   (n, c) counts and asked for coverage at k = ``--attempts``;
-* the exp(a k^b) law (``harness.fits.extrapolate_power_law``, the baseline) is fitted to the
+* the exp(a k^b) law (``harness.scores.fits.extrapolate_power_law``, the baseline) is fitted to the
   truncated coverage curve (mean unbiased pass@k) at every k = 1..``--fit-attempts`` and asked
   the same.
 
@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
-from harness.fits import FitStatus, TaskDistribution, extrapolate_distribution, extrapolate_power_law
-from harness.samples import Attempt, TaskAttempts
+from harness.scores.fits import FitStatus, TaskDistribution, extrapolate_distribution, extrapolate_power_law
+from harness.scores.judged import JudgedAttempt, TaskAttempts
 
 
 def synthetic_run(seed: int, truth: TaskDistribution, tasks: int, attempts: int) -> list[TaskAttempts]:
@@ -41,7 +41,7 @@ def synthetic_run(seed: int, truth: TaskDistribution, tasks: int, attempts: int)
     p = truth.scale * rng.beta(truth.alpha, truth.beta, size=tasks)
     p[rng.random(tasks) < truth.zero] = 0.0
     solved = rng.random((tasks, attempts)) < p[:, None]
-    return [TaskAttempts(f"t{i}", tuple(Attempt(j, bool(s), "") for j, s in enumerate(row)))
+    return [TaskAttempts(f"t{i}", tuple(JudgedAttempt(j, bool(s), "") for j, s in enumerate(row)))
             for i, row in enumerate(solved)]
 
 

@@ -44,8 +44,8 @@ from agent.scaffolds import BashScaffold, EditScaffold
 from agent.servers import BUNDLED_MODEL, ManagedServer, ServerKind, ServerSpec, bundled_gguf
 from harness import engine
 from harness.containers import ContainerRuntime
-from harness.images import image_name
-from harness.prices import CPU_HOST_DOLLARS_PER_HOUR, HourlyPrice, TokenPrice, price_dict
+from harness.image_names import image_name
+from harness.scores.prices import CPU_HOST_DOLLARS_PER_HOUR, HourlyPrice, TokenPrice, price_dict
 from harness.store import RunStore
 from harness.tasks import load_tasks
 

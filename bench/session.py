@@ -25,7 +25,7 @@ import time
 from agent.session import REPO_DIR, CommandEnd, ShellSession
 from harness import engine
 from harness.containers import ContainerRuntime
-from harness.images import image_name
+from harness.image_names import image_name
 from harness.tasks import load_tasks
 
 COMMANDS = ["echo hi", "pwd", "ls", "git status --short", "true"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 
@@ -17,3 +18,10 @@ def cache_dir() -> Path:
 def runs_dir() -> Path:
     """$MONKEYS_RUNS, else ./runs."""
     return Path(os.environ.get("MONKEYS_RUNS") or "runs")
+
+
+def images_data(*parts: str) -> Path:
+    """A file or folder of the ``images`` package's data: the Dockerfile templates (``env``) and the
+    bundled suite (``suite``). Through importlib.resources, because the harness reads images' data,
+    never its code."""
+    return Path(str(resources.files("images").joinpath(*parts)))

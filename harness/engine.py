@@ -16,6 +16,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from harness.apt import InstallError, apt_install
+
 DOCKERD_LOG = Path("/var/log/monkeys-dockerd.log")
 
 
@@ -82,8 +84,6 @@ def ensure_engine(say=print, wait_s: float = 60.0) -> docker.DockerClient:
         if not _can_install() and not (_is_root() and shutil.which("dockerd")):
             raise
     if not shutil.which("dockerd"):
-        from harness.doctor import InstallError, apt_install  # doctor builds on this module
-
         say("Installing Debian's docker.io (apt-get)...")
         try:
             apt_install(["docker.io"], say=say)

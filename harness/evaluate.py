@@ -34,7 +34,7 @@ from harness.evalscript import (EvalPlan, Limit, PlanError, TestRun, applied_met
                                marked, needs_network, new_nonce, parser_for, patched_test_files, plan, read_run)
 from harness.grading import PASS_TO_PASS, PAPER_RUNS, Grade, Policy, accepted, grade, runs_needed, seen_flaky
 from harness.guards import patch_flags, run_flags, skipped_tests
-from harness.images import image_name
+from harness.image_names import image_name
 from harness.parsers import TestStatus
 from harness.patches import PatchParseError, files, is_empty, patch_hash
 from harness.predictions import Prediction

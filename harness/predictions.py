@@ -83,7 +83,7 @@ def read_preds(path: Path) -> PredsFile:
 
 
 def from_attempts(attempts: Iterable) -> list[Prediction]:
-    """A sampling run's finished attempts (``store.AttemptRecord``) as predictions, keeping sample indices."""
+    """A sampling run's finished attempts (``store.StoredAttempt``) as predictions, keeping sample indices."""
     return [Prediction(a.instance_id, a.model, a.patch, a.index, f"attempt {a.instance_id}#{a.index}") for a in attempts]
 
 

@@ -125,7 +125,7 @@ class AttemptStatus(str, enum.Enum):
 
 
 @dataclass
-class AttemptRecord:
+class StoredAttempt:
     """One sampled attempt, as far as the harness needs it; the sampler keeps its own details beside."""
 
     instance_id: str
@@ -188,7 +188,7 @@ class RunStore:
         rows = self.db.query("SELECT record FROM evaluations ORDER BY instance_id, idx")
         return [EvalRecord(**json.loads(row[0])) for row in rows]
 
-    def save_attempt(self, record: AttemptRecord) -> None:
+    def save_attempt(self, record: StoredAttempt) -> None:
         """Record an attempt; a try it replaces (an infrastructure error being redone) moves to the
         attempt history rather than vanishing, because its tokens and dollars were spent."""
         with self.db.transaction() as conn:
@@ -197,25 +197,25 @@ class RunStore:
             conn.execute("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?)",
                          (record.instance_id, record.index, json.dumps(asdict(record)), record.status, time.time()))
 
-    def save_abandoned(self, record: AttemptRecord) -> None:
+    def save_abandoned(self, record: StoredAttempt) -> None:
         """Record a try that was given up unfinished (an interrupt): only in the history, so it is
         redone like a missing attempt while what it spent still counts."""
         with self.db.transaction() as conn:
             conn.execute("INSERT INTO attempt_history VALUES (?, ?, ?, ?, ?)",
                          (record.instance_id, record.index, json.dumps(asdict(record)), record.status, time.time()))
 
-    def attempt_history(self) -> list[AttemptRecord]:
+    def attempt_history(self) -> list[StoredAttempt]:
         """Every try that is no longer an attempt of the run (replaced or abandoned), oldest first:
         what it cost is part of what the run cost."""
         rows = self.db.query("SELECT record FROM attempt_history ORDER BY updated, rowid")
-        return [AttemptRecord(**json.loads(row[0])) for row in rows]
+        return [StoredAttempt(**json.loads(row[0])) for row in rows]
 
-    def attempts(self, status: AttemptStatus | None = None) -> list[AttemptRecord]:
+    def attempts(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
         sql, params = "SELECT record FROM attempts", ()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (status.value,)
         rows = self.db.query(sql + " ORDER BY instance_id, idx", params)
-        return [AttemptRecord(**json.loads(row[0])) for row in rows]
+        return [StoredAttempt(**json.loads(row[0])) for row in rows]
 
     def set_meta(self, key: str, value) -> None:
         with self.db.transaction() as conn:

@@ -22,15 +22,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import images
-from harness.config import cache_dir
+from harness.config import cache_dir, images_data
 from harness.parsers import TestStatus, parse_pytest
 from harness.tasks import BUNDLED_NAME, parse_row
 
 OWNER = BUNDLED_NAME
-REPOS_DIR = images.SUITE_DIR / "repos"
-DEFINITIONS = images.SUITE_DIR / "tasks.toml"
-ROWS = images.SUITE_DIR / "tasks.jsonl"
+REPOS_DIR = images_data("suite", "repos")
+DEFINITIONS = images_data("suite", "tasks.toml")
+ROWS = images_data("suite", "tasks.jsonl")
 ENV_RECIPE = {"python": "3.11", "packages": ["pytest==8.3.4"], "install": ""}
 TEST_CMD = "pytest --no-header -rA --tb=no -p no:cacheprovider"
 # Fixed identity and an isolated git config: the same commits on every machine.

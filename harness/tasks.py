@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import images
-from harness.config import cache_dir
+from harness.config import cache_dir, images_data
 
 BUNDLED_NAME = "monkeys-suite"
-BUNDLED_ROWS = images.SUITE_DIR / "tasks.jsonl"
+BUNDLED_ROWS = images_data("suite", "tasks.jsonl")
 
 # Hub datasets known by a short name; any other "owner/name" is passed to `datasets` as it is.
 HUB_ALIASES = {

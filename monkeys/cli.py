@@ -22,12 +22,12 @@ from rich.table import Table
 
 from harness import engine, watchdog
 from harness.containers import ContainerRuntime
-from harness.doctor import CheckStatus, run_checks
-from harness.images import (DEFAULT_MIRROR, DEFAULT_REGISTRY, BuildStatus, ImageBuilder, ImageKind, ImageResult, Reporter,
-                            image_name)
-from harness.mirrors import Mirrors
-from harness.pull import PullReporter, PullStatus, pull_images
-from harness.recipes import RecipeError, read_recipes, with_recipes
+from monkeys.doctor import CheckStatus, run_checks
+from images.build import DEFAULT_MIRROR, DEFAULT_REGISTRY, BuildStatus, ImageBuilder, ImageKind, ImageResult, Reporter
+from harness.image_names import image_name
+from images.mirrors import Mirrors
+from images.pull import PullReporter, PullStatus, pull_images
+from images.recipes import RecipeError, read_recipes, with_recipes
 from harness.subset import SubsetError
 from harness.tasks import LoadResult, TaskLoadError
 from harness.audit import audit_tasks, summary as audit_summary
@@ -314,7 +314,7 @@ def cmd_audit_flaky(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness import report, report_html  # matplotlib and scipy load only here
+    from harness.scores import report, report_html  # matplotlib and scipy load only here
 
     tasks = _load(args).tasks
     summaries = []

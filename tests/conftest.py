@@ -99,7 +99,7 @@ def bundled_tasks():
 @pytest.fixture(scope="session")
 def built_suite(docker_client, bundled_tasks):
     """Every bundled image, built (or reused) once per session, registry-free as on an air-gapped host."""
-    from harness.images import ImageBuilder
+    from images.build import ImageBuilder
     from harness.suite import materialize
 
     report = ImageBuilder(docker_client, materialize, registry=None, workers=2).build(bundled_tasks)

@@ -15,9 +15,9 @@ from agent.prompts import Templates
 from agent.scaffolds import BashScaffold, EditScaffold
 from harness.containers import ContainerRuntime
 from harness.evaluate import evaluate
-from harness.images import image_name
+from harness.image_names import image_name
 from harness.predictions import Prediction
-from harness.prices import TokenPrice
+from harness.scores.prices import TokenPrice
 from harness.store import RunStore
 from tests.scripted_server import ScriptedServer, bash, last_user_text, turn
 

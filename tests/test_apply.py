@@ -14,7 +14,7 @@ import pytest
 
 from harness.containers import ContainerRuntime
 from harness.evalscript import ApplyMethod, apply_script, applied_method
-from harness.images import BaseSpec
+from harness.image_names import BaseSpec
 from harness.patches import Change, files
 from tests.conftest import unavailable
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness import containers
 from harness.containers import KEPT_CAPABILITIES, OUTPUT_CAP, OWNER_LABEL, RUN_LABEL, ContainerRuntime, Limits
-from harness.images import BaseSpec
+from harness.image_names import BaseSpec
 
 pytestmark = pytest.mark.docker
 

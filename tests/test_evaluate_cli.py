@@ -66,13 +66,13 @@ def test_audit_flaky_finds_exactly_the_flaky_tasks_without_reading_their_annotat
 
 
 def test_evaluate_judges_a_sampling_runs_finished_attempts_into_its_store(env, bundled_tasks):
-    from harness.store import AttemptRecord, AttemptStatus, RunStore
+    from harness.store import StoredAttempt, AttemptStatus, RunStore
 
     task = next(t for t in bundled_tasks if not t.flaky)
     store = RunStore("sampled", root=Path(env["MONKEYS_RUNS"]))
-    store.save_attempt(AttemptRecord(task.instance_id, 0, "m", task.patch))
-    store.save_attempt(AttemptRecord(task.instance_id, 1, "m", ""))
-    store.save_attempt(AttemptRecord(task.instance_id, 2, "m", None, AttemptStatus.INFRA_ERROR.value))
+    store.save_attempt(StoredAttempt(task.instance_id, 0, "m", task.patch))
+    store.save_attempt(StoredAttempt(task.instance_id, 1, "m", ""))
+    store.save_attempt(StoredAttempt(task.instance_id, 2, "m", None, AttemptStatus.INFRA_ERROR.value))
     store.close()
     done = monkeys(env, "evaluate", "--run", "sampled", "--json", "--workers", "2")
     assert done.returncode == 0, done.stderr

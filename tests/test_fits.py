@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from harness.fits import (
+from harness.scores.fits import (
     MIN_SOLVED_TASKS,
     MIN_SOLVES,
     FitStatus,
@@ -27,8 +27,8 @@ from harness.fits import (
     fit_power_law,
     holdout,
 )
-from harness.samples import Attempt, TaskAttempts
-from harness.scoring import pass_at_k
+from harness.scores.judged import JudgedAttempt, TaskAttempts
+from harness.scores.coverage import pass_at_k
 
 POWERS = [2**i for i in range(9)]  # 1 .. 256
 
@@ -38,7 +38,7 @@ def exact_power_law(a: float, b: float, ks: Sequence[int]) -> list[float]:
 
 
 def task(instance_id: str, solved: Sequence[bool]) -> TaskAttempts:
-    return TaskAttempts(instance_id, tuple(Attempt(i, bool(s), "") for i, s in enumerate(solved)))
+    return TaskAttempts(instance_id, tuple(JudgedAttempt(i, bool(s), "") for i, s in enumerate(solved)))
 
 
 def drawn_tasks(seed: int, truth: TaskDistribution, tasks: int, n: int | Sequence[int]) -> list[TaskAttempts]:
@@ -430,8 +430,8 @@ def test_holdout_k4_leaves_power_law_unfitted():
 
 
 def test_report_fits_section_draws_no_curve_for_demo_shaped_data():
-    from harness.report import _fits
-    from harness.report_html import _fits_section
+    from harness.scores.report import _fits
+    from harness.scores.report_html import _fits_section
 
     fits = _fits(demo_shaped(), 6, 0, bootstrap=10)
     dist, law = fits["distribution"], fits["power_law"]
@@ -447,8 +447,8 @@ def test_report_fits_section_draws_no_curve_for_demo_shaped_data():
 
 
 def test_report_fits_section_carries_curves_with_intervals_when_ok():
-    from harness.report import _fits
-    from harness.report_html import _fits_section
+    from harness.scores.report import _fits
+    from harness.scores.report_html import _fits_section
 
     fits = _fits(beta_tasks(seed=4, alpha=0.3, beta=2.0, tasks=150, n=16), 16, 0, bootstrap=10)
     for key in ("distribution", "power_law"):

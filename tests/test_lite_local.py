@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from harness.images import official_image
+from harness.image_names import official_image
 from harness.suite import materialize
 from tests.scripted_server import ScriptedServer
 

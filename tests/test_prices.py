@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from genai_prices.types import ModelPrice, Tier, TieredPrices
 
-from harness.prices import (
+from harness.scores.prices import (
     CPU_HOST_DOLLARS_PER_HOUR,
     GPU_HOST_DOLLARS_PER_HOUR,
     HourlyPrice,

@@ -18,7 +18,7 @@ import uuid
 import docker.errors
 import pytest
 
-from harness.pull import PullReporter, PullStatus, classify, pull_images
+from images.pull import PullReporter, PullStatus, classify, pull_images
 
 from conftest import loopback_registry
 

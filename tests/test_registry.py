@@ -3,7 +3,8 @@
 
 import pytest
 
-from harness.images import BaseSpec, BuildStatus, EnvSpec, ImageBuilder
+from images.build import BuildStatus, ImageBuilder
+from harness.image_names import BaseSpec, EnvSpec
 
 from conftest import loopback_registry
 

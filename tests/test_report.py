@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report import RunData, compare, load, notes, summarize, task_attempts
-from harness.report_html import render
+from harness.scores.report import RunData, compare, load, notes, summarize, task_attempts
+from harness.scores.report_html import render
 from harness.patches import patch_hash
-from harness.store import AttemptRecord, EvalRecord, RunStore
+from harness.store import StoredAttempt, EvalRecord, RunStore
 
 TOKEN_PRICE = {"kind": "tokens", "input": 1.0, "output": 2.0}
 HOURLY_PRICE = {"kind": "hourly", "dollars_per_hour": 0.09}
@@ -31,20 +31,20 @@ def run(name: str, outcomes: dict[str, list[bool]], dollars: float, *, extra=(),
     attempts, evaluations = [], []
     for iid, solved in outcomes.items():
         for i, ok in enumerate(solved):
-            attempts.append(AttemptRecord(iid, i, name, f"patch {iid} {i}", "done", spent(dollars)))
+            attempts.append(StoredAttempt(iid, i, name, f"patch {iid} {i}", "done", spent(dollars)))
             evaluations.append(EvalRecord(iid, i, name, f"h{iid}{i}", "graded", resolved=ok, resolved_guarded=ok,
                                           existing_tests_ok=True))
     for record in extra:
-        (attempts if isinstance(record, AttemptRecord) else evaluations).append(record)
+        (attempts if isinstance(record, StoredAttempt) else evaluations).append(record)
     return RunData(name, {"model": {"model": name}, "scaffold": "edit"}, attempts, judged_on(attempts, evaluations),
                    {iid: "one-line" for iid in outcomes}, **fields)
 
 
 def test_only_judged_finished_attempts_count_and_each_task_keeps_its_own_n():
     data = run("m", {"a": [False, True, False, False], "b": [True, True]}, 0.01, extra=[
-        AttemptRecord("a", 4, "m", None, "infra_error", spent(0.01)),  # never scored
-        AttemptRecord("b", 2, "m", "x", "done", spent(0.01)), EvalRecord("b", 2, "m", "h", "error"),  # judged nothing
-        AttemptRecord("b", 3, "m", "y", "done", spent(0.01)),  # not evaluated yet
+        StoredAttempt("a", 4, "m", None, "infra_error", spent(0.01)),  # never scored
+        StoredAttempt("b", 2, "m", "x", "done", spent(0.01)), EvalRecord("b", 2, "m", "h", "error"),  # judged nothing
+        StoredAttempt("b", 3, "m", "y", "done", spent(0.01)),  # not evaluated yet
     ])
     tasks = {t.instance_id: t for t in task_attempts(data)}
     assert (tasks["a"].n, tasks["a"].c, tasks["b"].n, tasks["b"].c) == (4, 1, 2, 2)
@@ -83,10 +83,10 @@ def test_a_run_with_nothing_judged_summarizes_without_failing():
 def test_a_task_without_judged_attempts_counts_in_coverage_all_tasks_not_in_coverage_and_is_named():
     no_image = "x: image monkeys/task.c:1 is not here (fetch it with `monkeys images pull`); this task is left out"
     data = run("m", {"a": [True, False], "b": [False, False]}, 0.01, extra=[
-        AttemptRecord("c", 0, "m", "p", "done", spent(0.01)), EvalRecord("c", 0, "m", "h", "error", error=no_image),
-        AttemptRecord("e", 0, "m", None, "infra_error", spent(0.0, error="engine gone")),
-        AttemptRecord("f", 0, "m", "p", "done", spent(0.01)),
-        AttemptRecord("g", 0, "m", "p", "done", spent(0.01)),
+        StoredAttempt("c", 0, "m", "p", "done", spent(0.01)), EvalRecord("c", 0, "m", "h", "error", error=no_image),
+        StoredAttempt("e", 0, "m", None, "infra_error", spent(0.0, error="engine gone")),
+        StoredAttempt("f", 0, "m", "p", "done", spent(0.01)),
+        StoredAttempt("g", 0, "m", "p", "done", spent(0.01)),
         EvalRecord("g", 0, "m", "h", "undecidable", error="no F2P"),
     ], requested=list("abcdefg"), no_image={"d": "its image was not here when sampling (m)"})
     s = summarize(data, bootstrap=50)
@@ -111,7 +111,7 @@ def test_gold_failing_tasks_from_the_audits_appear_in_json_text_and_html():
     audits = {"a": {"runs": 5, "flaky": {}, "gold_failing": [], "error": ""},
               "z": {"runs": 5, "flaky": {"t::x": [3, 5]}, "gold_failing": ["t::broken"], "error": ""}}
     data = run("m", {"a": [True], "z": [False]}, 0.01, audits=audits, requested=["a", "z", "y"],
-               extra=[AttemptRecord("y", 0, "m", "p", "done", spent(0.01))])
+               extra=[StoredAttempt("y", 0, "m", "p", "done", spent(0.01))])
     data.audits["y"] = {"runs": 5, "flaky": {}, "gold_failing": ["t::gone", "t::also"], "error": ""}
     s = summarize(data, bootstrap=20)
     assert s["gold_failing"] == [{"instance_id": "y", "tests": ["t::gone", "t::also"], "runs": 5},
@@ -125,11 +125,11 @@ def test_gold_failing_tasks_from_the_audits_appear_in_json_text_and_html():
 
 def test_flagged_attempts_are_listed_and_unguarded_coverage_is_at_least_guarded():
     data = run("m", {"a": [False, False], "b": [True, False]}, 0.01, extra=[
-        AttemptRecord("c", 0, "m", "p", "done", spent(0.01)),
+        StoredAttempt("c", 0, "m", "p", "done", spent(0.01)),
         EvalRecord("c", 0, "m", "hc", "graded", resolved=True, resolved_guarded=False, guard_flags=["edits_tests"]),
-        AttemptRecord("c", 1, "m", "q", "done", spent(0.01)),
+        StoredAttempt("c", 1, "m", "q", "done", spent(0.01)),
         EvalRecord("c", 1, "m", "hd", "timed_out"),
-        AttemptRecord("a", 2, "m", "r", "done", spent(0.01)), EvalRecord("a", 2, "m", "he", "resource_limit"),
+        StoredAttempt("a", 2, "m", "r", "done", spent(0.01)), EvalRecord("a", 2, "m", "he", "resource_limit"),
     ])
     data.evaluations[0] = EvalRecord("a", 0, "m", patch_hash("patch a 0"), "graded", resolved=True,
                                      resolved_guarded=False, guard_flags=["forged_output", "test_hook"])
@@ -152,7 +152,7 @@ def test_flagged_attempts_are_listed_and_unguarded_coverage_is_at_least_guarded(
 def test_selection_reads_existing_tests_ok_never_pass_to_pass_ok_and_says_so():
     # Attempt 0 is wrong but passes PASS_TO_PASS with the hidden tests; only attempt 1 keeps the
     # existing tests green: a selection reading pass_to_pass_ok would pick the wrong one.
-    attempts = [AttemptRecord("a", i, "m", f"p{i}", "done", spent(0.01)) for i in range(2)]
+    attempts = [StoredAttempt("a", i, "m", f"p{i}", "done", spent(0.01)) for i in range(2)]
     evaluations = [EvalRecord("a", 0, "m", "h0", "graded", pass_to_pass_ok=True, existing_tests_ok=False),
                    EvalRecord("a", 1, "m", "h1", "graded", resolved=True, resolved_guarded=True,
                               pass_to_pass_ok=False, existing_tests_ok=True)]
@@ -169,12 +169,12 @@ def test_selection_reads_existing_tests_ok_never_pass_to_pass_ok_and_says_so():
 
 
 def test_cost_counts_every_try_infra_failed_redone_abandoned_and_unjudged():
-    history = [AttemptRecord("a", 1, "m", None, "infra_error", spent(0.5, error="container died")),
-               AttemptRecord("a", 1, "m", None, "infra_error", spent(0.25)),
-               AttemptRecord("b", 1, "m", None, "abandoned", spent(0.125))]
+    history = [StoredAttempt("a", 1, "m", None, "infra_error", spent(0.5, error="container died")),
+               StoredAttempt("a", 1, "m", None, "infra_error", spent(0.25)),
+               StoredAttempt("b", 1, "m", None, "abandoned", spent(0.125))]
     data = run("m", {"a": [True, False], "b": [False]}, 1.0, history=history, extra=[
-        AttemptRecord("b", 1, "m", None, "infra_error", spent(0.0625)),
-        AttemptRecord("b", 2, "m", "x", "done", spent(2.0)),  # finished, not judged yet
+        StoredAttempt("b", 1, "m", None, "infra_error", spent(0.0625)),
+        StoredAttempt("b", 2, "m", "x", "done", spent(2.0)),  # finished, not judged yet
     ])
     cost = summarize(data, bootstrap=0)["cost"]
     assert cost["dollars"] == pytest.approx(3 + 2 + 0.5 + 0.25 + 0.125 + 0.0625)
@@ -189,7 +189,7 @@ def test_cost_counts_every_try_infra_failed_redone_abandoned_and_unjudged():
 
 def test_a_response_without_usage_makes_token_priced_costs_unknown_with_the_reason():
     data = run("m", {"a": [True, False]}, 0.01, extra=[
-        AttemptRecord("a", 2, "m", "x", "done", spent(0.0, calls_without_usage=1, tokens=(0, 0)))])
+        StoredAttempt("a", 2, "m", "x", "done", spent(0.0, calls_without_usage=1, tokens=(0, 0)))])
     data.evaluations.append(EvalRecord("a", 2, "m", "hx", "graded"))
     s = summarize(data, bootstrap=0, seed=0)
     cost = s["cost"]
@@ -210,7 +210,7 @@ def test_a_response_without_usage_makes_token_priced_costs_unknown_with_the_reas
 def test_an_hourly_priced_model_keeps_its_dollars_without_usage_but_not_its_flops():
     params = {"parameters": 268_098_176, "source": "GGUF header of model.gguf", "reason": ""}
     data = run("m", {"a": [True]}, 0.001, parameters=params, extra=[
-        AttemptRecord("a", 1, "m", "x", "done", spent(0.002, price=HOURLY_PRICE, calls_without_usage=2))])
+        StoredAttempt("a", 1, "m", "x", "done", spent(0.002, price=HOURLY_PRICE, calls_without_usage=2))])
     cost = summarize(data, bootstrap=0)["cost"]
     assert cost["dollars"] == pytest.approx(0.003) and cost["tokens"] is None and cost["flops"] is None
     assert "tokens" in cost["unknown"] and "dollars" not in cost["unknown"]
@@ -222,9 +222,9 @@ def test_an_hourly_priced_model_keeps_its_dollars_without_usage_but_not_its_flop
 
 def test_load_reads_the_run_store_meta_and_the_history_of_replaced_tries(tmp_path):
     store = RunStore("r", root=tmp_path)
-    store.save_attempt(AttemptRecord("a", 0, "m", None, "infra_error", spent(0.5)))
-    store.save_attempt(AttemptRecord("a", 0, "m", "p", "done", spent(0.25)))  # the redo replaces it
-    store.save_abandoned(AttemptRecord("a", 1, "m", None, "abandoned", spent(0.125)))
+    store.save_attempt(StoredAttempt("a", 0, "m", None, "infra_error", spent(0.5)))
+    store.save_attempt(StoredAttempt("a", 0, "m", "p", "done", spent(0.25)))  # the redo replaces it
+    store.save_abandoned(StoredAttempt("a", 1, "m", None, "abandoned", spent(0.125)))
     store.save_evaluation(EvalRecord("a", 0, "m", patch_hash("p"), "graded", resolved=True, resolved_guarded=True))
     store.set_meta("task_hashes", {"a": "x", "b": "y"})
     store.set_meta("audits", {"b": {"runs": 5, "flaky": {}, "gold_failing": ["t"], "error": ""}})

@@ -11,11 +11,11 @@ import sys
 import pytest
 
 import agent.sampler as sampler_module
-from agent.attempt import AttemptLimits, AttemptResult, ExitReason
+from agent.attempt import AttemptLimits, AttemptOutcome, ExitReason
 from agent.model import Model, ModelConfig
 from agent.sampler import NO_IMAGE_KEY, PARAMETERS_KEY, TASKS_KEY, SampleConfig, Sampler
-from harness.prices import TokenPrice, price_dict, token_cost
-from harness.report import load, summarize
+from harness.scores.prices import TokenPrice, price_dict, token_cost
+from harness.scores.report import load, summarize
 from harness.store import AttemptStatus, RunStore
 from tests.scripted_server import ScriptedServer
 
@@ -23,13 +23,13 @@ PRICE = TokenPrice(input=1.0, output=2.0, source="test")
 PER_ATTEMPT = (100 * 1.0 + 20 * 2.0) / 1e6  # the scripted server's usage: 100 in, 20 out
 
 
-def one_call_attempt(*, model, task, index, seed, price, **_) -> AttemptResult:
+def one_call_attempt(*, model, task, index, seed, price, **_) -> AttemptOutcome:
     """An attempt that is only its model call: what it spends is what a real one records. With
     ``CONTAINER_DIES`` set, the container fails after the call: an infrastructure error that,
     like a real one, still reports what it spent."""
     reply = model.chat([{"role": "user", "content": task.problem_statement[:200]}], seed=seed)
     reason = ExitReason.INFRA_ERROR if CONTAINER_DIES else ExitReason.ANSWERED
-    return AttemptResult(task.instance_id, index, seed, reason, None if CONTAINER_DIES else "diff --git a/x b/x\n",
+    return AttemptOutcome(task.instance_id, index, seed, reason, None if CONTAINER_DIES else "diff --git a/x b/x\n",
                          reply.usage, token_cost(reply.usage, price), 1, reply.retries, 0.01, reply.seconds, 0.0,
                          "container gone" if CONTAINER_DIES else "")
 

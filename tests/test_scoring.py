@@ -11,8 +11,8 @@ from fractions import Fraction
 
 import pytest
 
-from harness.samples import Attempt, TaskAttempts
-from harness.scoring import (
+from harness.scores.judged import JudgedAttempt, TaskAttempts
+from harness.scores.coverage import (
     CurvePoint,
     Selection,
     SolveRates,
@@ -29,7 +29,7 @@ from harness.scoring import (
 
 def make_task(iid: str, spec: list[tuple[bool, str, bool]]) -> TaskAttempts:
     """A task from (solved, patch_hash, existing_tests_ok) per attempt, in sample order."""
-    return TaskAttempts(iid, tuple(Attempt(i, s, h, p) for i, (s, h, p) in enumerate(spec)))
+    return TaskAttempts(iid, tuple(JudgedAttempt(i, s, h, p) for i, (s, h, p) in enumerate(spec)))
 
 
 def counted(iid: str, n: int, c: int) -> TaskAttempts:
@@ -47,7 +47,7 @@ def random_task(rng: random.Random, iid: str, max_n: int = 9) -> TaskAttempts:
     return make_task(iid, spec)
 
 
-# Brute-force references, written independently of harness.scoring.
+# Brute-force references, written independently of harness.scores.coverage.
 
 
 def ref_majority(attempts, p2p: bool) -> float:

@@ -16,7 +16,7 @@ import pytest
 
 from agent.session import REPO_DIR, CommandEnd, CommandResult, SessionError, ShellSession
 from harness.containers import ContainerRuntime
-from harness.images import image_name
+from harness.image_names import image_name
 
 pytestmark = pytest.mark.docker
 

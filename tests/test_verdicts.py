@@ -12,7 +12,7 @@ from harness.grading import Policy, grade
 from harness.parsers import TestStatus as S
 from harness.patches import patch_hash
 from harness.predictions import Prediction
-from harness.store import JUDGED_STATUSES, AttemptRecord, EvalRecord, EvalStatus, RunStore
+from harness.store import JUDGED_STATUSES, StoredAttempt, EvalRecord, EvalStatus, RunStore
 from harness.tasks import parse_row
 
 PATCH = "diff --git a/w.py b/w.py\n--- a/w.py\n+++ b/w.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
@@ -149,7 +149,7 @@ def test_a_run_holding_verdicts_on_other_patches_refuses_new_predictions(tmp_pat
 def test_predictions_are_refused_in_a_sampling_run(tmp_path):
     store = RunStore("sampled", root=tmp_path)
     try:
-        store.save_attempt(AttemptRecord("acme__w-1", 0, "m", PATCH))
+        store.save_attempt(StoredAttempt("acme__w-1", 0, "m", PATCH))
         with pytest.raises(RunMismatch, match="sampling run"):
             check_run_holds(store, [Prediction("acme__w-1", "m", PATCH, 0)], [patch_hash(PATCH)], from_attempts=False)
         check_run_holds(store, [Prediction("acme__w-1", "m", PATCH, 0)], [patch_hash(PATCH)], from_attempts=True)

@@ -34,7 +34,7 @@ import docker
 import docker.errors
 import requests
 
-from harness.images import ImageKind, Reporter, image_exists
+from images.build import ImageKind, Reporter, image_exists
 
 
 class PullStatus(str, enum.Enum):

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display here, and none needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.fits import MIN_SOLVED_TASKS, MIN_SOLVES  # noqa: E402
+from harness.scores.fits import MIN_SOLVED_TASKS, MIN_SOLVES  # noqa: E402
 
 
 def _png(fig) -> str:

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.fits import extrapolate_distribution, extrapolate_power_law, holdout
+from harness.scores.fits import extrapolate_distribution, extrapolate_power_law, holdout
 from harness.patches import is_empty, patch_hash
-from harness.samples import Attempt, TaskAttempts
-from harness.scoring import Selection, coverage_curve, ks_up_to, max_common_k, pass_at_k, selection_curve, solve_rate_histogram
-from harness.store import (AUDITS_META, JUDGED_STATUSES, NO_IMAGE_META, PARAMETERS_META, TASKS_META, AttemptRecord,
+from harness.scores.judged import JudgedAttempt, TaskAttempts
+from harness.scores.coverage import Selection, coverage_curve, ks_up_to, max_common_k, pass_at_k, selection_curve, solve_rate_histogram
+from harness.store import (AUDITS_META, JUDGED_STATUSES, NO_IMAGE_META, PARAMETERS_META, TASKS_META, StoredAttempt,
                            AttemptStatus, EvalRecord, EvalStatus, RunStore)
 
 # An evaluation error that means the task's image is missing (harness/evaluate.py's InfraError text).
@@ -53,11 +53,11 @@ class RunData:
 
     run: str
     fingerprint: dict[str, Any]
-    attempts: list[AttemptRecord]
+    attempts: list[StoredAttempt]
     evaluations: list[EvalRecord]
     difficulty: dict[str, str] = field(default_factory=dict)
     """instance_id -> difficulty, where the task set says (the bundled suite does)."""
-    history: list[AttemptRecord] = field(default_factory=list)
+    history: list[StoredAttempt] = field(default_factory=list)
     """Tries that are no longer attempts of the run (redone after an infrastructure error, or
     abandoned by an interrupt): never scored, but what they spent is part of the cost."""
     requested: list[str] = field(default_factory=list)
@@ -92,7 +92,7 @@ def task_attempts(data: RunData, *, guarded: bool = True) -> list[TaskAttempts]:
     """Each task's judged attempts, in sample order. Correct is ``resolved_guarded``, or the official
     ``resolved`` with ``guarded=False``."""
     verdicts = {(e.instance_id, e.index): e for e in data.evaluations if _judged(e)}
-    by_task: dict[str, list[Attempt]] = {}
+    by_task: dict[str, list[JudgedAttempt]] = {}
     for a in data.attempts:
         e = verdicts.get((a.instance_id, a.index))
         # A verdict belongs to one patch: one judged on another patch at this index (an attempt made
@@ -100,7 +100,7 @@ def task_attempts(data: RunData, *, guarded: bool = True) -> list[TaskAttempts]:
         if a.status != AttemptStatus.DONE.value or e is None or e.patch_hash != patch_hash(a.patch):
             continue
         usage = a.details.get("usage", {})
-        by_task.setdefault(a.instance_id, []).append(Attempt(
+        by_task.setdefault(a.instance_id, []).append(JudgedAttempt(
             index=a.index, solved=e.resolved_guarded if guarded else e.resolved,
             patch_hash="" if is_empty(a.patch or "") else e.patch_hash,
             # Never pass_to_pass_ok: it is read with the hidden test patch applied, which no user has.
@@ -185,14 +185,14 @@ def _coverage_all_tasks(tasks: list[TaskAttempts], requested: list[str], common:
     change the denominator this curve exists to keep."""
     judged = {t.instance_id for t in tasks}
     # A task with no verdict as ``common`` unsolved attempts: pass@k = 0 at every k it is shown for.
-    unsolved = [TaskAttempts(iid, tuple(Attempt(i, False, "") for i in range(common)))
+    unsolved = [TaskAttempts(iid, tuple(JudgedAttempt(i, False, "") for i in range(common)))
                 for iid in requested if iid not in judged]
     return [asdict(p) for p in coverage_curve(tasks + unsolved, ks_up_to(common), bootstrap=bootstrap, seed=seed)]
 
 
 def _without_verdicts(data: RunData, ids: Sequence[str]) -> list[dict[str, str]]:
     """Each requested task without a judged attempt, with a reason code and the evidence for it."""
-    attempts: dict[str, list[AttemptRecord]] = {}
+    attempts: dict[str, list[StoredAttempt]] = {}
     for a in data.attempts:
         attempts.setdefault(a.instance_id, []).append(a)
     evals = {(e.instance_id, e.index): e for e in data.evaluations}
@@ -203,7 +203,7 @@ def _without_verdicts(data: RunData, ids: Sequence[str]) -> list[dict[str, str]]
     return found
 
 
-def _no_verdict(iid: str, attempts: list[AttemptRecord], evals: dict[tuple[str, int], EvalRecord],
+def _no_verdict(iid: str, attempts: list[StoredAttempt], evals: dict[tuple[str, int], EvalRecord],
                 audit: dict[str, Any], no_image: dict[str, str]) -> tuple[str, str]:
     done = [a for a in attempts if a.status == AttemptStatus.DONE.value]
     if not attempts:
@@ -263,7 +263,7 @@ def _fits(tasks: list[TaskAttempts], common: int, seed: int, *, bootstrap: int =
 _TRY_KINDS = ("judged", "not_judged", "infra_failed", "abandoned")
 
 
-def _try_kind(a: AttemptRecord, judged: set[tuple[str, int]], current: bool) -> str:
+def _try_kind(a: StoredAttempt, judged: set[tuple[str, int]], current: bool) -> str:
     if a.status == AttemptStatus.DONE.value and current:
         return "judged" if (a.instance_id, a.index) in judged else "not_judged"
     return "abandoned" if a.status == AttemptStatus.ABANDONED.value else "infra_failed"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Attempt:
+class JudgedAttempt:
     """One judged attempt, as much of it as scores need."""
 
     index: int
@@ -34,7 +34,7 @@ class TaskAttempts:
     """One task's judged attempts."""
 
     instance_id: str
-    attempts: tuple[Attempt, ...]
+    attempts: tuple[JudgedAttempt, ...]
     """Sorted by sample index."""
 
     @property

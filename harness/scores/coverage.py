@@ -23,7 +23,7 @@ from enum import Enum
 
 import numpy as np
 
-from harness.samples import Attempt, TaskAttempts
+from harness.scores.judged import JudgedAttempt, TaskAttempts
 
 __all__ = [
     "CurvePoint",
@@ -131,12 +131,12 @@ class Selection(str, Enum):
     """The most common non-empty normalised patch; ties broken uniformly at random."""
     FIRST_P2P = "first_p2p"
     """The first attempt with a non-empty patch that keeps the repository's existing tests green
-    (``Attempt.existing_tests_ok``, run without the hidden test patch), else the first."""
+    (``JudgedAttempt.existing_tests_ok``, run without the hidden test patch), else the first."""
     MAJORITY_P2P = "majority_p2p"
     """Majority among attempts with a non-empty patch that keep the existing tests green, else MAJORITY."""
 
 
-def selection_success(attempts: Sequence[Attempt], method: Selection) -> float:
+def selection_success(attempts: Sequence[JudgedAttempt], method: Selection) -> float:
     """The chance that ``method`` picks a solved attempt from ``attempts`` (in the order given).
 
     Randomness comes only from ties and from disagreeing verdicts: a vote tie is broken uniformly
@@ -150,7 +150,7 @@ def selection_success(attempts: Sequence[Attempt], method: Selection) -> float:
     if method is Selection.FIRST_P2P:
         chosen = next((a for a in attempts if a.existing_tests_ok and a.patch_hash), attempts[0])
         return float(chosen.solved)
-    voters: Sequence[Attempt] = ()
+    voters: Sequence[JudgedAttempt] = ()
     if method is Selection.MAJORITY_P2P:
         voters = [a for a in attempts if a.existing_tests_ok and a.patch_hash]
     if not voters:
@@ -276,7 +276,7 @@ def _subsets_with_solved(n: int, k: int, solved: np.ndarray, draws: int, rng: np
     return pool[keep].reshape(draws, k)
 
 
-def _codes(attempts: Sequence[Attempt]) -> np.ndarray:
+def _codes(attempts: Sequence[JudgedAttempt]) -> np.ndarray:
     index: dict[str, int] = {}
     return np.array([index.setdefault(a.patch_hash, len(index)) for a in attempts], dtype=np.intp)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.images import official_image
+from harness.image_names import official_image
 from harness.tasks import EnvRecipe, Task
 
 _KEYS = {"python", "packages", "requirements", "install", "dockerfile", "versions"}

@@ -14,11 +14,9 @@ template, the parent's name), so a changed recipe rebuilds and an unchanged one 
 from __future__ import annotations
 
 import enum
-import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -32,13 +30,13 @@ from pathlib import Path
 import docker
 import docker.errors
 
-import images
 from harness.containers import tar_bytes
-from harness.tasks import EnvRecipe, Task
+from harness.image_names import (BASE_PACKAGES, BaseSpec, EnvSpec, InstanceSpec, builds_here, image_name,
+                                 instance_spec, template)
+from harness.tasks import Task
 
 # Debian releases by the Python they ship: the only versions a registry-free base can have.
 DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
-BASE_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates", "patch")
 DEFAULT_REGISTRY = "docker.io/library"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BUILD_STEP_TIMEOUT_S = 3 * 3600
@@ -66,95 +64,6 @@ class ImageBuildError(RuntimeError):
         self.image, self.step, self.cause = image, step, cause
         target = f" (for {for_what})" if for_what else ""
         super().__init__(f"building {image}{target} failed at step {step!r}: {cause}")
-
-
-def _digest(*parts: object) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def _template(name: str) -> str:
-    return (images.ENV_DIR / name).read_text()
-
-
-# ---------------------------------------------------------------------------------------------
-# Specs: pure descriptions of each image; their names are the digest of what determines them.
-
-
-@dataclass(frozen=True)
-class BaseSpec:
-    python: str
-
-    @property
-    def name(self) -> str:
-        return f"monkeys/base:py{self.python}-{_digest(self.python, BASE_PACKAGES, _template('base.Dockerfile'))}"
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    base: BaseSpec
-    packages: tuple[str, ...]
-    dockerfile: str = ""
-    """The recipe's own Dockerfile lines, run after the packages are installed."""
-
-    @property
-    def name(self) -> str:
-        # The fragment enters the digest only when there is one, so existing names stay the same.
-        extra = (self.dockerfile,) if self.dockerfile else ()
-        digest = _digest(self.base.name, self.packages, _template("env.Dockerfile"), _template("activate"), *extra)
-        return f"monkeys/env:py{self.base.python}-{digest}"
-
-
-@dataclass(frozen=True)
-class InstanceSpec:
-    instance_id: str
-    repo: str
-    commit: str
-    env: EnvSpec
-    install: str = ""
-    alias: str | None = None
-    """The row's own image name (an official one, for recipes standing in for official images): the
-    built image is tagged with it too, so commands without the recipes find it."""
-
-    @property
-    def name(self) -> str:
-        digest = _digest(self.env.name, self.repo, self.commit, self.install, _template("instance.Dockerfile"))
-        return f"monkeys/task.{docker_safe(self.instance_id)}:{digest}"
-
-
-def docker_safe(instance_id: str) -> str:
-    """An instance id as an image repository name, with the official harness' "__" -> "_1776_"."""
-    return re.sub(r"[^a-z0-9._-]", "-", instance_id.lower().replace("__", "_1776_"))
-
-
-def instance_spec(task: Task) -> InstanceSpec:
-    """The image recipe of a task that monkeys builds (one without a prebuilt ``image``)."""
-    if task.env_recipe is None:
-        raise ValueError(f"{task.instance_id} ({task.origin}): row has neither 'image' nor 'env_recipe'")
-    recipe: EnvRecipe = task.env_recipe
-    env = EnvSpec(base=BaseSpec(recipe.python), packages=recipe.packages, dockerfile=recipe.dockerfile)
-    return InstanceSpec(task.instance_id, task.repo, task.base_commit, env, recipe.install, alias=task.image)
-
-
-def official_image(instance_id: str) -> str:
-    """The official SWE-bench prebuilt image of an instance."""
-    return f"swebench/sweb.eval.x86_64.{instance_id.lower().replace('__', '_1776_')}:latest"
-
-
-def builds_here(task: Task) -> bool:
-    """Whether monkeys can build this task's image (it has a recipe; a row that also names an image
-    gets that name as an alias, unless an image of that name not built by monkeys is here)."""
-    return task.env_recipe is not None
-
-
-def image_name(task: Task) -> str:
-    """The image a task's containers start from: the row's ``image``, the one monkeys builds from its
-    ``env_recipe``, or else the official SWE-bench image of that instance."""
-    if task.image:
-        return task.image
-    if task.env_recipe is not None:
-        return instance_spec(task).name
-    return official_image(task.instance_id)
 
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
@@ -368,7 +277,7 @@ class ImageBuilder:
             source = f"{self.registry}/python:{spec.python}-slim"
             try:
                 self._pull(spec.name, source)
-                dockerfile = _template("base.Dockerfile").format(source=source)
+                dockerfile = template("base.Dockerfile").format(source=source)
                 self._docker_build(spec.name, dockerfile, {}, {**labels, "monkeys.source": f"pull:{source}"})
                 return BuildStatus.PULLED
             except (ImageBuildError, docker.errors.DockerException) as err:
@@ -424,12 +333,12 @@ class ImageBuilder:
     def _make_env(self, spec: EnvSpec) -> BuildStatus:
         ca = host_ca_bundle()
         files = {
-            "activate": _template("activate").encode(),
+            "activate": template("activate").encode(),
             "requirements.txt": "".join(f"{p}\n" for p in spec.packages).encode(),
             # An empty bundle leaves pip on the image's own CAs.
             "ca.pem": ca.read_bytes() if ca else b"",
         }
-        dockerfile = _template("env.Dockerfile").format(base=spec.base.name) + (spec.dockerfile.strip() + "\n" if spec.dockerfile else "")
+        dockerfile = template("env.Dockerfile").format(base=spec.base.name) + (spec.dockerfile.strip() + "\n" if spec.dockerfile else "")
         labels = {LABEL: ImageKind.ENV.value, "monkeys.packages": json.dumps(list(spec.packages))}
         if not ca:
             dockerfile = dockerfile.replace("PIP_CERT=/tmp/monkeys-env/ca.pem ", "")
@@ -442,7 +351,7 @@ class ImageBuilder:
             bundle = Path(tmp) / "repo.bundle"
             self._bundle(spec, ref, bundle)
             install = f"RUN {spec.install}" if spec.install else ""
-            dockerfile = _template("instance.Dockerfile").format(env=spec.env.name, ref=ref, commit=spec.commit, install=install)
+            dockerfile = template("instance.Dockerfile").format(env=spec.env.name, ref=ref, commit=spec.commit, install=install)
             labels = {LABEL: ImageKind.INSTANCE.value, "monkeys.instance": spec.instance_id, "monkeys.commit": spec.commit}
             self._docker_build(spec.name, dockerfile, {"repo.bundle": bundle.read_bytes()}, labels, spec.instance_id)
         return BuildStatus.BUILT

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from harness.samples import TaskAttempts
-from harness.scoring import ks_up_to, pass_at_k
+from harness.scores.judged import TaskAttempts
+from harness.scores.coverage import ks_up_to, pass_at_k
 
 
 class FitStatus(str, Enum):
