@@ -28,10 +28,11 @@ from pathlib import Path
 from harness import engine
 from harness.evalcache import EvalCache
 from harness.evalscript import eval_files, needs_network, plan
-from harness.evaluate import EvalConfig, EvalStatus, Evaluator, evaluate
+from harness.evalconfig import EvalConfig
+from harness.evaluate import Evaluator, evaluate
 from harness.image_names import image_name
 from harness.predictions import Prediction, gold
-from harness.store import RunStore
+from harness.store import EvalStatus, RunStore
 from harness.tasks import load_tasks
 
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from harness.evaluate import Evaluator, audit_from_runs
+from harness.evaluate import Evaluator
+from harness.verdict import audit_from_runs
 from harness.grading import seen_flaky
 from harness.parsers import TestStatus
 from harness.tasks import Task

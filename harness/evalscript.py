@@ -337,3 +337,44 @@ def parse_runs(task: Task, log: str, nonce: str) -> list[TestRun]:
     )
     return [read_run(task, m.group(2), None if m.group(3) == "timeout" else int(m.group(3)))
             for m in pattern.finditer(log)]
+
+
+# Read after each test run: how often the kernel OOM-killed a process of the container, and refused a
+# fork at its pid limit, over the container's life (cgroup v2 files first, then v1's).
+_LIMIT_FILES = {
+    Limit.MEMORY: ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
+    Limit.PIDS: ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events", "max"),
+}
+# Builtins only: after a run that filled the pid table, nothing can fork, and that is when it matters.
+_READ_LIMITS = "\n".join(
+    f"{{ f={v2}; [ -r $f ] || f={v1}; while read -r l; do printf '%s\\n' \"$l\"; done < $f; }} 2>/dev/null; printf '#\\n'"
+    for v2, v1, _ in _LIMIT_FILES.values())
+
+
+def with_limits(test: str, sentinel: str) -> str:
+    """The test command, then the limit counters after ``sentinel``, in the same exec (a separate one
+    costs about as much as the counters are worth); the exit status stays the test command's. Code
+    under test could print the sentinel itself, but only the last one counts, and all it could fake
+    is a limit hit, which never makes a run pass."""
+    return f"{{ {test}\n}}\n__monkeys_rc=$?\nprintf '\\n%s\\n' {sentinel}\n{_READ_LIMITS}\nexit $__monkeys_rc"
+
+
+def split_limits(output: str, sentinel: str) -> tuple[str, tuple[Limit, ...]]:
+    """Pure: (the test command's own output, the limits hit) from a ``with_limits`` run's output; a run
+    killed before the counters were read has no sentinel, and nothing is taken off it."""
+    mark = f"\n{sentinel}\n"
+    cut = output.rfind(mark)
+    if cut < 0:
+        return output, ()
+    return output[:cut], limits_hit(output[cut + len(mark):])
+
+
+def limits_hit(counters: str) -> tuple[Limit, ...]:
+    """Pure: the limits whose event counters (``_READ_LIMITS``' output) are above zero."""
+    hit = []
+    for (limit, (_, _, field_)), text in zip(_LIMIT_FILES.items(), counters.split("#")):
+        for line in text.splitlines():
+            name, _, value = line.strip().partition(" ")
+            if name == field_ and value.strip().isdigit() and int(value) > 0:
+                hit.append(limit)
+    return tuple(hit)

@@ -111,7 +111,8 @@ def built_suite(docker_client, bundled_tasks):
 def make_evaluator(docker_client, built_suite, tmp_path_factory):
     """Evaluators over a fresh evaluation cache, so the tests they run are really run."""
     from harness.evalcache import EvalCache
-    from harness.evaluate import EvalConfig, Evaluator
+    from harness.evalconfig import EvalConfig
+    from harness.evaluate import Evaluator
 
     made = []
 

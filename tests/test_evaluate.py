@@ -12,10 +12,10 @@ import pytest
 
 from harness.containers import Limits
 from harness.evalscript import ApplyMethod, parse_runs
-from harness.evaluate import EvalStatus, evaluate
+from harness.evaluate import evaluate
 from harness.grading import Policy, grade
 from harness.predictions import Prediction, empty, gold
-from harness.store import RunStore
+from harness.store import EvalStatus, RunStore
 from harness.suite import materialize
 
 pytestmark = pytest.mark.docker

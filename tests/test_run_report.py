@@ -3,13 +3,15 @@
 import pytest
 
 from harness.evalscript import TestRun
-from harness.evaluate import Audit, EvalConfig, EvalStatus, audit_from_runs, run_report
+from harness.evalconfig import EvalConfig
+from harness.official_report import run_report
+from harness.verdict import Audit, audit_from_runs
 from harness.grading import Policy
 from harness.guards import GuardFlag, run_flags
 from harness.parsers import TestStatus as S
 from harness.parsers import parse_pytest
 from harness.predictions import Prediction
-from harness.store import EvalRecord
+from harness.store import EvalRecord, EvalStatus
 from harness.tasks import parse_row
 
 OFFICIAL_KEYS = {

@@ -6,8 +6,9 @@ import pytest
 
 from harness.evalcache import Applied
 from harness.evalscript import ApplyMethod, Limit, TestRun
-from harness.evaluate import (Audit, EvalConfig, Evaluator, Measured, RunMismatch, check_run_holds, existing_tests_hold,
-                              limits_hit, settle, split_limits)
+from harness.evaluate import RunMismatch, check_run_holds
+from harness.evalscript import limits_hit, split_limits
+from harness.verdict import Audit, PatchRuns, existing_tests_hold, judge, runs_counted
 from harness.grading import Policy, grade
 from harness.parsers import TestStatus as S
 from harness.patches import patch_hash
@@ -30,9 +31,8 @@ def _task(fail_to_pass=(F2P,), pass_to_pass=(P2P,)):
 
 
 def _judge(patch, runs, policy=Policy.MAJORITY, audit=None, task=None):
-    evaluator = Evaluator(None, None, EvalConfig(policy=policy, timeout=60), run="pure")
-    measured = Measured(applied=Applied(ApplyMethod.GIT_APPLY, ""), runs=list(runs), used=len(runs))
-    record, official, _ = evaluator.judge(task or _task(), Prediction("acme__w-1", "m", patch), measured, audit)
+    runs_ = PatchRuns(applied=Applied(ApplyMethod.GIT_APPLY, ""), runs=list(runs), used=len(runs))
+    record, official, _ = judge(task or _task(), Prediction("acme__w-1", "m", patch), runs_, audit, policy=policy, timeout=60)
     return record, official
 
 
@@ -82,7 +82,7 @@ def test_a_hang_is_the_patch_only_when_the_gold_runs_finish_well_inside_the_limi
 def test_a_timed_out_run_ends_the_runs_a_verdict_rests_on():
     flaky_need = lambda runs: 11
     runs = [_run(), TestRun({}, None, timed_out=True), _run(), _run()]
-    assert settle(runs, flaky_need) == 2
+    assert runs_counted(runs, flaky_need) == 2
 
 
 def test_a_resource_limit_the_gold_stayed_within_is_the_patch_outcome():
