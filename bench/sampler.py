@@ -120,7 +120,7 @@ class CpuMeter:
 
 def make_sampler(*, run: str, root: Path, client, tasks, images, k: int, workers: int, model: Model,
                  model_id: dict, scaffold, endpoint: Endpoint, price, base_url_name: str) -> Sampler:
-    """Mirrors monkeys/sampling.py cmd_sample, with the store under ``root``."""
+    """Mirrors monkeys/commands/sample.py cmd_sample, with the store under ``root``."""
     templates = Templates.load(scaffold.name)
     sampling = model.config.sampling()
     sampling["base_url"] = base_url_name

@@ -42,7 +42,7 @@ from harness.patches import patch_hash
 from harness.predictions import Prediction
 from harness.store import AUDITS_META, EvalRecord, RunStore
 from harness.tasks import Task
-from harness.verdict import (WELL_INSIDE, Audit, PatchRuns, RunsNeeded, audit_from_runs, existing_tests_hold, judge,
+from harness.verdict import (WELL_INSIDE, GoldAudit, PatchRuns, RunsNeeded, audit_from_runs, existing_tests_hold, judge,
                              needs_more_runs, runs_counted, runs_needed_for)
 
 
@@ -162,14 +162,14 @@ class Evaluator:
                 if ran.timed_out:
                     return
 
-    def audit(self, task: Task, runs: int | None = None) -> tuple[Audit, PatchRuns]:
+    def audit(self, task: Task, runs: int | None = None) -> tuple[GoldAudit, PatchRuns]:
         """The task's gold audit, from the cache where it holds enough gold runs."""
         wanted = runs or self.config.audit_runs
         measured = self.measure(task, task.patch, lambda _: wanted)
         if measured.error:
-            return Audit(task.instance_id, 0, error=measured.error), measured
+            return GoldAudit(task.instance_id, 0, error=measured.error), measured
         if not measured.applies:
-            return Audit(task.instance_id, 0, error=f"{task.instance_id}: the gold patch does not apply"), measured
+            return GoldAudit(task.instance_id, 0, error=f"{task.instance_id}: the gold patch does not apply"), measured
         return audit_from_runs(task, measured.runs[:measured.used], measured.run_seconds[:measured.used]), measured
 
     def existing_tests(self, task: Task, patch: str | None, baseline: PatchRuns | None) -> tuple[bool | None, PatchRuns | None]:
@@ -199,7 +199,7 @@ def _parse_cached(task: Task, raw: RawRun) -> TestRun:
 class RunResult:
     records: list[EvalRecord]
     report: dict
-    audits: dict[str, Audit]
+    audits: dict[str, GoldAudit]
 
 
 class RunMismatch(ValueError):

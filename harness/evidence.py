@@ -12,11 +12,11 @@ from harness.grading import Grade
 from harness.predictions import Prediction
 from harness.store import EvalRecord
 from harness.tasks import Task
-from harness.verdict import Audit, PatchRuns
+from harness.verdict import GoldAudit, PatchRuns
 
 
 def write_evidence(run_dir: Path, task: Task, p: Prediction, m: PatchRuns, record: EvalRecord, official: dict,
-                    verdict: Grade | None, audit: Audit, config: EvalConfig, nonce: str) -> str:
+                    verdict: Grade | None, audit: GoldAudit, config: EvalConfig, nonce: str) -> str:
     """The evaluation's folder, ``evals/<instance>/<index>`` under ``run_dir``: the patch, the commands,
     the test log (each run between host-written markers carrying ``nonce``) and report.json, so any
     verdict can be re-graded or debugged offline. Returns the folder relative to ``run_dir``."""

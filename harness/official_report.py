@@ -11,11 +11,11 @@ from harness.patches import is_empty
 from harness.predictions import Prediction
 from harness.store import EvalRecord, EvalStatus
 from harness.tasks import Task
-from harness.verdict import Audit
+from harness.verdict import GoldAudit
 
 
 def run_report(tasks: Sequence[Task], predictions: Sequence[Prediction], records: Sequence[EvalRecord],
-               audits: dict[str, Audit], config: EvalConfig, *, unknown: Iterable[str] = (),
+               audits: dict[str, GoldAudit], config: EvalConfig, *, unknown: Iterable[str] = (),
                problems: Iterable[str] = (), audit_runs_executed: int = 0) -> dict:
     """Pure: the official run-level report (schema_version 2), plus monkeys' own fields under "monkeys".
 

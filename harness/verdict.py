@@ -54,7 +54,7 @@ class PatchRuns:
 
 
 @dataclass
-class Audit:
+class GoldAudit:
     """A task's gold audit: how its tests behave under the gold patch over several runs."""
 
     instance_id: str
@@ -82,7 +82,7 @@ class Audit:
         return {"runs": self.runs, "flaky": self.flaky, "gold_failing": self.gold_failing, "error": self.error}
 
 
-def audit_from_runs(task: Task, runs: Sequence[TestRun], seconds: Sequence[float] = ()) -> Audit:
+def audit_from_runs(task: Task, runs: Sequence[TestRun], seconds: Sequence[float] = ()) -> GoldAudit:
     """Pure: a task's audit from its gold runs (and how long each took)."""
     maps = [r.statuses for r in runs]
     every = set().union(*maps) if maps else set()
@@ -92,16 +92,16 @@ def audit_from_runs(task: Task, runs: Sequence[TestRun], seconds: Sequence[float
     fine = {TestStatus.PASSED, TestStatus.SKIPPED, TestStatus.XFAIL}
     failing = [t for t in expected if t not in flaky and t not in skipped and maps and all(m.get(t) not in fine for m in maps)]
     limits = sorted({x.value for r in runs for x in r.limits_hit})
-    return Audit(task.instance_id, len(maps), flaky, failing, skipped, slowest=max(seconds, default=0.0), limits_hit=limits)
+    return GoldAudit(task.instance_id, len(maps), flaky, failing, skipped, slowest=max(seconds, default=0.0), limits_hit=limits)
 
 
-def known_flaky(task: Task, audit: Audit | None) -> set[str]:
+def known_flaky(task: Task, audit: GoldAudit | None) -> set[str]:
     """Tests known to flake: seen flaking in the gold audit, or documented as flaky by the row itself
     (a few audit runs can miss a test that fails a third of the time; a row that says so is evidence)."""
     return (set(audit.flaky) if audit else set()) | (set(task.flaky.tests) if task.flaky else set())
 
 
-def runs_needed_for(task: Task, audit: Audit | None, policy: Policy, reruns: int) -> RunsNeeded:
+def runs_needed_for(task: Task, audit: GoldAudit | None, policy: Policy, reruns: int) -> RunsNeeded:
     """How many runs a verdict on ``task`` needs, given the runs so far: one, or ``reruns`` while it hinges
     on a test known to flake (``known_flaky``)."""
     known = known_flaky(task, audit)
@@ -132,7 +132,7 @@ def needs_more_runs(runs: Sequence[TestRun], need: RunsNeeded) -> bool:
     return need(list(runs[:n])) > n
 
 
-def judge(task: Task, prediction: Prediction, measured: PatchRuns, audit: Audit | None, *, policy: Policy,
+def judge(task: Task, prediction: Prediction, measured: PatchRuns, audit: GoldAudit | None, *, policy: Policy,
           timeout: float, digest: str | None = None) -> tuple[EvalRecord, dict, Grade | None]:
     """Pure: a prediction's record and official report from its runs. ``audit`` is the task's gold audit
     (None where it failed), ``timeout`` the limit the runs ran under (for the message of a hang), and

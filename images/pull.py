@@ -60,7 +60,7 @@ class PullResult:
 
 
 class PullReporter(Reporter):
-    """A `harness.images.Reporter` that also hears each image's download progress, summed over its
+    """An `images.build.Reporter` that also hears each image's download progress, summed over its
     layers. ``total`` grows as the engine starts on more layers (it learns a layer's size when the
     layer starts downloading). A plain `Reporter` works too: it just gets no ``progress`` calls."""
 

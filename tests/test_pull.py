@@ -29,7 +29,7 @@ LAYER_BYTES = 3_000_000  # random, so no layer of it is already here and every p
 
 
 # ---------------------------------------------------------------------------------------------
-# The engine's own words (as observed from Docker 20.10; see harness/pull.py), classified.
+# The engine's own words (as observed from Docker 20.10; see images/pull.py), classified.
 
 
 @pytest.mark.parametrize("message, kind", [

@@ -5,7 +5,7 @@ import pytest
 from harness.evalscript import TestRun
 from harness.evalconfig import EvalConfig
 from harness.official_report import run_report
-from harness.verdict import Audit, audit_from_runs
+from harness.verdict import GoldAudit, audit_from_runs
 from harness.grading import Policy
 from harness.guards import GuardFlag, run_flags
 from harness.parsers import TestStatus as S
@@ -162,8 +162,8 @@ def test_no_predictions_make_an_all_incomplete_report():
 
 def test_monkeys_fields_summarise_the_records(scenario):
     tasks, predictions, records = scenario
-    audits = {"acme__w-1": Audit("acme__w-1", 5, flaky={P2P[1]: [3, 5]}),
-              "acme__w-3": Audit("acme__w-3", 0, error="acme__w-3: the gold patch does not apply")}
+    audits = {"acme__w-1": GoldAudit("acme__w-1", 5, flaky={P2P[1]: [3, 5]}),
+              "acme__w-3": GoldAudit("acme__w-3", 0, error="acme__w-3: the gold patch does not apply")}
     report = run_report(tasks, predictions, records, audits, EvalConfig(policy=Policy.STRICT, reruns=7),
                         unknown=["preds.jsonl:9: unknown instance id 'x'"], problems=["preds.jsonl:4: bad"],
                         audit_runs_executed=5)
@@ -198,7 +198,7 @@ def _runs(*maps):
 def test_a_steady_gold_patch_has_nothing_to_report():
     steady = {F2P: S.PASSED, P2P[0]: S.PASSED, P2P[1]: S.PASSED}
     audit = audit_from_runs(_task("acme__w-1"), _runs(steady, steady, steady))
-    assert audit == Audit("acme__w-1", 3)
+    assert audit == GoldAudit("acme__w-1", 3)
 
 
 def test_a_test_whose_outcome_varies_under_gold_is_flaky_with_its_pass_count():
@@ -241,7 +241,7 @@ def test_an_expected_test_xfailing_in_every_gold_run_is_not_gold_failing():
 
 
 def test_an_audit_from_no_runs_is_empty():
-    assert audit_from_runs(_task("acme__w-1"), []) == Audit("acme__w-1", 0)
+    assert audit_from_runs(_task("acme__w-1"), []) == GoldAudit("acme__w-1", 0)
 
 
 GOLD_LOG_WITH_XFAIL = """\

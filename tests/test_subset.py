@@ -1,4 +1,4 @@
-"""Choosing tasks (harness/subset.py, monkeys/taskargs.py) and finding task sets (hub downloads kept
+"""Choosing tasks (harness/subset.py, monkeys/options.py) and finding task sets (hub downloads kept
 for offline reuse), on the real Lite rows."""
 
 import json

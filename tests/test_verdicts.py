@@ -8,7 +8,7 @@ from harness.evalcache import Applied
 from harness.evalscript import ApplyMethod, Limit, TestRun
 from harness.evaluate import RunMismatch, check_run_holds
 from harness.evalscript import limits_hit, split_limits
-from harness.verdict import Audit, PatchRuns, existing_tests_hold, judge, runs_counted
+from harness.verdict import GoldAudit, PatchRuns, existing_tests_hold, judge, runs_counted
 from harness.grading import Policy, grade
 from harness.parsers import TestStatus as S
 from harness.patches import patch_hash
@@ -43,7 +43,7 @@ def _run(f2p=S.PASSED, p2p=S.PASSED, **kw):
 @pytest.mark.parametrize("policy", list(Policy))
 def test_an_empty_patch_never_resolves_under_any_policy(policy):
     # Its tests all pass (a flaky FAIL_TO_PASS test that happened to pass every time): still nothing was fixed.
-    audit = Audit("acme__w-1", 5, flaky={F2P: [3, 5]})
+    audit = GoldAudit("acme__w-1", 5, flaky={F2P: [3, 5]})
     for patch in ("", None):
         record, official = _judge(patch, [_run()] * 11, policy, audit)
         assert not record.resolved and not record.resolved_guarded and not official["resolved"]
@@ -52,7 +52,7 @@ def test_an_empty_patch_never_resolves_under_any_policy(policy):
 
 
 def test_ignore_flaky_dropping_every_fail_to_pass_test_is_undecidable():
-    audit = Audit("acme__w-1", 5, flaky={F2P: [2, 5]})
+    audit = GoldAudit("acme__w-1", 5, flaky={F2P: [2, 5]})
     record, official = _judge(PATCH, [_run()], Policy.IGNORE_FLAKY, audit)
     assert record.status == EvalStatus.UNDECIDABLE.value and not record.resolved and not official["resolved"]
     assert EvalStatus.UNDECIDABLE not in JUDGED_STATUSES  # left out of scores
@@ -66,17 +66,17 @@ def test_ignore_flaky_dropping_every_fail_to_pass_test_is_undecidable():
 
 
 def test_a_timed_out_run_is_the_patch_outcome_unresolved_and_judged():
-    audit = Audit("acme__w-1", 5, slowest=2.0)
+    audit = GoldAudit("acme__w-1", 5, slowest=2.0)
     record, official = _judge(PATCH, [TestRun({}, None, "", timed_out=True)], audit=audit)
     assert record.status == EvalStatus.TIMED_OUT.value and not record.resolved and EvalStatus.TIMED_OUT in JUDGED_STATUSES
     assert official["patch_successfully_applied"] and not official["resolved"]
 
 
 def test_a_hang_is_the_patch_only_when_the_gold_runs_finish_well_inside_the_limit():
-    assert Audit("a", 5, slowest=2.0).hang_is_verdict(60)
-    assert not Audit("a", 5, slowest=40.0).hang_is_verdict(60)  # gold itself near the limit: the machine's doing
-    assert not Audit("a", 0, error="gold timed out").hang_is_verdict(60)
-    assert not Audit("a", 0).hang_is_verdict(60)  # no gold run: nothing known
+    assert GoldAudit("a", 5, slowest=2.0).hang_is_verdict(60)
+    assert not GoldAudit("a", 5, slowest=40.0).hang_is_verdict(60)  # gold itself near the limit: the machine's doing
+    assert not GoldAudit("a", 0, error="gold timed out").hang_is_verdict(60)
+    assert not GoldAudit("a", 0).hang_is_verdict(60)  # no gold run: nothing known
 
 
 def test_a_timed_out_run_ends_the_runs_a_verdict_rests_on():
@@ -87,13 +87,13 @@ def test_a_timed_out_run_ends_the_runs_a_verdict_rests_on():
 
 def test_a_resource_limit_the_gold_stayed_within_is_the_patch_outcome():
     hit = _run(f2p=S.FAILED, limits_hit=(Limit.MEMORY,))
-    record, _ = _judge(PATCH, [hit], audit=Audit("acme__w-1", 5))
+    record, _ = _judge(PATCH, [hit], audit=GoldAudit("acme__w-1", 5))
     assert record.status == EvalStatus.RESOURCE_LIMIT.value and not record.resolved and "memory" in record.error
     # The gold runs hit the same limit: an environment trait, graded as usual.
-    record, _ = _judge(PATCH, [hit], audit=Audit("acme__w-1", 5, limits_hit=["memory"]))
+    record, _ = _judge(PATCH, [hit], audit=GoldAudit("acme__w-1", 5, limits_hit=["memory"]))
     assert record.status == EvalStatus.GRADED.value and not record.resolved
     # Tests that pass despite the limit are not contradicted.
-    record, _ = _judge(PATCH, [_run(limits_hit=(Limit.PIDS,))], audit=Audit("acme__w-1", 5))
+    record, _ = _judge(PATCH, [_run(limits_hit=(Limit.PIDS,))], audit=GoldAudit("acme__w-1", 5))
     assert record.status == EvalStatus.GRADED.value and record.resolved
 
 

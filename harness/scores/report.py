@@ -249,7 +249,7 @@ def _fits(tasks: list[TaskAttempts], common: int, seed: int, *, bootstrap: int =
     """The ``fits`` section: the exp(a k^b) law fitted to the coverage curve up to the common k, the
     distributional model fitted to every task's (n, c), both extrapolated to 16x the common k with
     ``bootstrap``-resample intervals over tasks, and the first-half holdout. A fit whose status is
-    not ok has a null curve and says why (harness/fits.py): a number the data cannot support is
+    not ok has a null curve and says why (harness/scores/fits.py): a number the data cannot support is
     not drawn. Each resample refits every variant, so the fits get their own, smaller, bootstrap
     count rather than the coverage curves' (about 10 s of CPU at 200 for 300 tasks x 250 attempts)."""
     far = ks_up_to(max(common, 1) * 16)

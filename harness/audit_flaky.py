@@ -19,7 +19,7 @@ from harness.tasks import Task
 
 
 @dataclass
-class TaskAudit:
+class FlakyAudit:
     instance_id: str
     runs: int
     flaky_tests: dict[str, dict[str, list[int]]] = field(default_factory=dict)
@@ -32,8 +32,8 @@ class TaskAudit:
         return bool(self.flaky_tests)
 
 
-def audit_task(evaluator: Evaluator, task: Task, runs: int) -> TaskAudit:
-    result = TaskAudit(task.instance_id, runs)
+def audit_task(evaluator: Evaluator, task: Task, runs: int) -> FlakyAudit:
+    result = FlakyAudit(task.instance_id, runs)
     for name, patch in (("gold", task.patch), ("empty", "")):
         measured = evaluator.measure(task, patch, lambda _: runs)
         if measured.error:
@@ -51,8 +51,8 @@ def audit_task(evaluator: Evaluator, task: Task, runs: int) -> TaskAudit:
     return result
 
 
-def audit_tasks(evaluator: Evaluator, tasks: Sequence[Task], runs: int, on_done=None) -> list[TaskAudit]:
-    def one(task: Task) -> TaskAudit:
+def audit_tasks(evaluator: Evaluator, tasks: Sequence[Task], runs: int, on_done=None) -> list[FlakyAudit]:
+    def one(task: Task) -> FlakyAudit:
         audit = audit_task(evaluator, task, runs)
         if on_done:
             on_done(audit)
@@ -62,7 +62,7 @@ def audit_tasks(evaluator: Evaluator, tasks: Sequence[Task], runs: int, on_done=
         return list(pool.map(one, tasks))
 
 
-def summary(audits: Sequence[TaskAudit], runs: int) -> dict:
+def summary(audits: Sequence[FlakyAudit], runs: int) -> dict:
     """Pure: the audit's JSON report."""
     flaky = [a for a in audits if a.flaky]
     judged = [a for a in audits if not a.errors]

@@ -11,7 +11,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.attempt import AttemptLimits
@@ -30,9 +29,9 @@ from harness.scores.prices import (CPU_HOST_DOLLARS_PER_HOUR, GPU_HOST_DOLLARS_P
                             UnknownPrice, lookup, price_dict, read_price_file)
 from harness.store import STORE_FILE, AttemptStatus, RunStore
 from harness.suite import materialize
-from monkeys import taskargs
-from monkeys.console import err, out, print_json
-
+from monkeys import options
+from monkeys.display import err, out, print_json, progress_bars
+from monkeys.options import SharedOptions
 
 
 class UsageError(ValueError):
@@ -73,7 +72,7 @@ def cmd_sample(args) -> int:
     except UsageError as problem:
         err.print(f"[red]error:[/] {escape(str(problem))}")
         return 2
-    tasks = taskargs.load(args).tasks
+    tasks = options.load(args).tasks
     kind = _server_kind(args)
 
     # Everything that can refuse the run refuses before any container or server starts.
@@ -217,9 +216,7 @@ def _images(client, tasks, workers: int) -> dict[str, str]:
 
 def _sample_with_progress(sampler: Sampler, run: str):
     p = sampler.progress
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[stats]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=False, refresh_per_second=4) as progress:
+    with progress_bars(with_stats=True) as progress:
         bar = progress.add_task(f"sampling {run}", total=None, stats="")
 
         def stats() -> str:
@@ -284,11 +281,10 @@ def cmd_runs_show(args) -> int:
     if args.json:
         print_json({**summary, "attempt_rows": rows})
         return 0
-    table = Table(title=f"run {args.name}: {summary['done']} finished, {summary['infra_errors']} infrastructure "
+    table = Table("instance_id", "#", "status", "exit", "tokens in/out", "cost", "seconds", "patch", "resolved",
+                  title=f"run {args.name}: {summary['done']} finished, {summary['infra_errors']} infrastructure "
                         f"errors, ${summary['cost']:.4f} (with its {summary['replaced_tries']} redone or abandoned "
                         f"tries: ${summary['spent_all_tries']['dollars']:.4f})")
-    for column in ("instance_id", "#", "status", "exit", "tokens in/out", "cost", "seconds", "patch", "resolved"):
-        table.add_column(column)
     for r in rows[:1000]:
         verdict = "" if r["resolved"] is None else ("yes" if r["resolved_guarded"] else "no")
         table.add_row(r["instance_id"], str(r["index"]), r["status"], r["exit_reason"] or "",
@@ -321,9 +317,10 @@ def cmd_export(args) -> int:
     return 0
 
 
-def add_parsers(commands, common, tasks_arg, as_json) -> None:
+def add_parsers(commands, shared: SharedOptions) -> None:
+    """``sample``, ``runs show`` and ``export``."""
     p = commands.add_parser(
-        "sample", parents=[common, tasks_arg],
+        "sample", parents=[shared.workers, shared.task_set],
         help="k independent attempts per task, each in a fresh container; resumable by rerunning, extendable "
              "with a larger -k or more tasks")
     p.add_argument("--model", default=BUNDLED_MODEL,
@@ -364,11 +361,11 @@ def add_parsers(commands, common, tasks_arg, as_json) -> None:
     p.add_argument("--prompts", type=Path, default=None, help="a folder of prompt templates replacing the scaffold's")
     p.add_argument("--retries", type=int, default=8, help="tries per model call for 429/5xx/timeouts (default 8)")
     p.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubles; default 1)")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=cmd_sample, makes_containers=True)
 
     runs = commands.add_parser("runs", help="look at sampling runs")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
-    p = runs_commands.add_parser("show", parents=[as_json], help="a run's attempts: status, tokens, cost, verdict")
+    p = runs_commands.add_parser("show", parents=[shared.json], help="a run's attempts: status, tokens, cost, verdict")
     p.add_argument("name")
     p.set_defaults(func=cmd_runs_show)
 

@@ -1,17 +1,49 @@
-"""The task-set options every command shares: where the rows come from and which of them to use."""
+"""The options several commands share, declared once: --workers, the task-set options (where the
+rows come from and which of them to use) and --json; and loading the task set they name."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from dataclasses import dataclass
 
 from rich.markup import escape
 
 from harness.subset import Subset, ids_or_files, select
 from harness.tasks import BUNDLED_NAME, LoadResult, load_tasks
-from monkeys.console import err
+from monkeys.display import err
 
 
-def parent() -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class SharedOptions:
+    """Parent parsers (argparse ``parents=[...]``) for the shared options; each command lists the
+    ones it takes."""
+
+    workers: argparse.ArgumentParser
+    task_set: argparse.ArgumentParser
+    json: argparse.ArgumentParser
+
+
+def shared_options() -> SharedOptions:
+    """Fresh parent parsers for one command-line parser (argparse shares a parent's actions with
+    every parser made from it, so each ``build_parser`` makes its own)."""
+    return SharedOptions(workers=_workers(), task_set=_task_set(), json=_json())
+
+
+def _workers() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="how many things run at once (default: the number of CPUs)")
+    return parser
+
+
+def _json() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _task_set() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("task set")
     group.add_argument("--tasks", default=None, metavar="PATH_OR_NAME",
@@ -31,7 +63,8 @@ def parent() -> argparse.ArgumentParser:
     return parser
 
 
-def subset(args) -> Subset:
+def _subset(args) -> Subset:
+    """The filters the task-set options ask for (none given: an empty subset, every task)."""
     ids, _ = ids_or_files(getattr(args, "instances", []) or [])
     exclude, files = ids_or_files(getattr(args, "exclude", []) or [])
     return Subset(ids=ids, repos=tuple(getattr(args, "repo", []) or ()), pattern=getattr(args, "match", None),
@@ -44,7 +77,7 @@ def load(args) -> LoadResult:
     result = load_tasks(args.tasks, skip_bad=getattr(args, "skip_bad", False))
     for problem in result.skipped:
         err.print(f"[yellow]skipped[/] {escape(str(problem))}")
-    chosen = subset(args)
+    chosen = _subset(args)
     if not chosen.empty:
         kept = select(result.tasks, chosen)
         err.print(f"[dim]{len(kept)} of {len(result.tasks)} tasks from {escape(result.source)}[/]")

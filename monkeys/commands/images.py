@@ -1,0 +1,103 @@
+"""``monkeys images build`` and ``monkeys images pull``: the images the tasks run in, made here or
+fetched ahead of a run."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from harness import engine
+from harness.config import cache_dir
+from harness.image_names import image_name
+from images.build import DEFAULT_MIRROR, DEFAULT_REGISTRY, ImageBuilder
+from images.mirrors import Mirrors
+from images.pull import PullStatus, pull_images
+from images.recipes import read_recipes, with_recipes
+from monkeys import options
+from monkeys.display import BuildDisplay, PullDisplay, err, out, print_json, progress_bars
+from monkeys.options import SharedOptions
+
+
+def cmd_images_build(args) -> int:
+    tasks = options.load(args).tasks
+    if args.recipes:
+        tasks = with_recipes(tasks, read_recipes(args.recipes))
+    client = engine.connect()
+    registry = None if args.registry in ("", "none") else args.registry
+    # Bases and envs are shared; the total is an upper bound refined as results arrive.
+    with progress_bars() as progress:
+        display = BuildDisplay(progress, total=len(tasks) + 2 * len({t.env_recipe for t in tasks}))
+        builder = ImageBuilder(client, Mirrors(args.repo_mirror), registry=registry, mirror=args.mirror,
+                               workers=args.workers, reporter=display, log_dir=cache_dir() / "build-logs")
+        report = builder.build(tasks)
+        progress.update(display.bar, total=len(report.results), completed=len(report.results))
+    if args.json:
+        print_json({"counts": report.counts(), "images": [asdict(r) for r in report.results]})
+    else:
+        table = Table("image", "kind", "status", "seconds", "for",
+                      title="images: " + ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items())))
+        for r in report.results:
+            table.add_row(r.name, r.kind.value, r.status.value, f"{r.seconds:.1f}", r.for_what)
+        out.print(table)
+    for failure in report.failed:
+        err.print(f"[red]error:[/] {escape(failure.error)}")
+    return 1 if report.failed else 0
+
+
+def cmd_images_pull(args) -> int:
+    tasks = options.load(args).tasks
+    names = list(dict.fromkeys(image_name(t) for t in tasks))
+    client = engine.connect()
+    with progress_bars() as progress:
+        display = PullDisplay(progress, total=len(names))
+        results = pull_images(client, names, registry=args.registry or None, reporter=display,
+                              retries=args.retries, workers=args.workers)
+    if args.json:
+        print_json([asdict(r) for r in results])
+    else:
+        counts = Counter(r.status.value for r in results)
+        table = Table("image", "status", "MB", "seconds", "tries",
+                      title="images: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        for r in results:
+            table.add_row(r.name, r.status.value, f"{r.bytes / 1e6:.0f}", f"{r.seconds:.1f}", str(r.attempts))
+        out.print(table)
+    bad = [r for r in results if r.status not in (PullStatus.PRESENT, PullStatus.PULLED)]
+    for r in bad:
+        err.print(f"[yellow]{r.status.value}[/] {escape(r.error)}")
+    if bad:
+        err.print(f"{len(bad)} of {len(names)} images are missing; runs go on without those tasks "
+                  f"(or build them: monkeys images build --recipes FILE)")
+    return 1 if bad else 0
+
+
+def add_parsers(commands, shared: SharedOptions) -> None:
+    """``images build`` and ``images pull``."""
+    images = commands.add_parser("images", help="build or pull task images")
+    actions = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    p = actions.add_parser(
+        "build", parents=[shared.workers, shared.task_set, shared.json],
+        help="build (or reuse) every image the tasks need: base, environment, one per task")
+    p.add_argument("--registry", default=os.environ.get("MONKEYS_REGISTRY", DEFAULT_REGISTRY),
+                   help="where python:<version>-slim bases are pulled from, or 'none' to build them from Debian "
+                        f"packages (default: $MONKEYS_REGISTRY or {DEFAULT_REGISTRY})")
+    p.add_argument("--mirror", default=os.environ.get("MONKEYS_DEBIAN_MIRROR", DEFAULT_MIRROR),
+                   help=f"Debian mirror for registry-free bases (default: $MONKEYS_DEBIAN_MIRROR or {DEFAULT_MIRROR})")
+    p.add_argument("--recipes", type=Path, default=None, metavar="FILE",
+                   help="environment recipes per repo and version (TOML) for tasks that have no image of their own: "
+                        "the images are built from them and tagged with the official names")
+    p.add_argument("--repo-mirror", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder of bare git mirrors (owner__name.git); repeatable. Repositories found in none "
+                        "are cloned once into the cache")
+    p.set_defaults(func=cmd_images_build)
+    p = actions.add_parser(
+        "pull", parents=[shared.workers, shared.task_set, shared.json],
+        help="fetch the tasks' prebuilt images ahead of a run (an image already here is kept as it is)")
+    p.add_argument("--registry", default=os.environ.get("MONKEYS_PULL_REGISTRY"), metavar="HOST[:PORT]",
+                   help="pull from this registry or mirror instead of Docker Hub (default: $MONKEYS_PULL_REGISTRY)")
+    p.add_argument("--retries", type=int, default=6, help="tries per image when rate-limited (default 6)")
+    p.set_defaults(func=cmd_images_pull)
