@@ -6,8 +6,8 @@ import subprocess
 import pytest
 
 from harness.containers import ContainerRuntime
-from images.build import BuildStatus, ImageBuilder
 from harness.image_names import BaseSpec, EnvSpec, InstanceSpec, docker_safe, image_name, instance_spec, official_image
+from images.build import BuildStatus, ImageBuilder
 from harness.suite import materialize
 
 pytestmark = pytest.mark.docker

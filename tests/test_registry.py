@@ -3,8 +3,8 @@
 
 import pytest
 
-from images.build import BuildStatus, ImageBuilder
 from harness.image_names import BaseSpec, EnvSpec
+from images.build import BuildStatus, ImageBuilder
 
 from conftest import loopback_registry
 

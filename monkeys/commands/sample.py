@@ -23,12 +23,12 @@ from agent.servers import BUNDLED_MODEL, ManagedServer, ServerError, ServerKind,
 from harness import engine
 from harness.config import runs_dir
 from harness.containers import ContainerRuntime
-from images.build import ImageBuilder
 from harness.image_names import image_name
 from harness.scores.prices import (CPU_HOST_DOLLARS_PER_HOUR, GPU_HOST_DOLLARS_PER_HOUR, HourlyPrice, PriceFileError,
-                            UnknownPrice, lookup, price_dict, read_price_file)
+                                   UnknownPrice, lookup, price_dict, read_price_file)
 from harness.store import STORE_FILE, AttemptStatus, RunStore
 from harness.suite import materialize
+from images.build import ImageBuilder
 from monkeys import options
 from monkeys.display import err, out, print_json, progress_bars
 from monkeys.options import SharedOptions
