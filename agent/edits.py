@@ -189,6 +189,8 @@ def apply_edit(source: str, search: str, replace: str, path: str | None = None) 
         raise EditError(f"{where}search text matches {len(found)} places: {_first_line(search)!r}")
     start = found[0]
     end = start + n
+    # A CRLF file stays CRLF: the model writes "\n" whatever the file uses.
+    replace_lines = _with_ending(replace_lines, _line_ending(source_lines[start]) or "\n")
     if replace_lines:
         last_ending = _line_ending(source_lines[end - 1])
         if last_ending and not _line_ending(replace_lines[-1]):
@@ -196,6 +198,11 @@ def apply_edit(source: str, search: str, replace: str, path: str | None = None) 
         elif not last_ending and end == len(source_lines):
             replace_lines[-1] = replace_lines[-1].rstrip("\r\n")  # keep the file's missing final newline
     return "".join(source_lines[:start] + replace_lines + source_lines[end:])
+
+
+def _with_ending(lines: list[str], ending: str) -> list[str]:
+    """Lines whose line ending is replaced by ``ending`` (a line without one keeps none)."""
+    return [line.rstrip("\r\n") + ending if _line_ending(line) else line for line in lines]
 
 
 def fenced_code(text: str) -> list[str]:
@@ -255,6 +262,23 @@ def completed_function(def_line: str, completion: str) -> str:
     return "".join(body)
 
 
+def completed_statements(completion: str) -> str:
+    """The top-level statements a base model wrote after ``# Fixed version:`` for a block that is
+    not a function or class (a constant, an import group): everything up to the first blank line
+    outside strings and brackets, a fence or a version marker. Raises EditError when it is empty."""
+    lines = completion.lstrip("\n").splitlines(keepends=True)
+    fresh = _fresh_lines(lines)
+    end = 0
+    for j, line in enumerate(lines):
+        if _MARKER_RE.match(line) or (fresh[j] and not line.strip()):
+            break
+        end = j + 1
+    code = "".join(lines[:end])
+    if not code.strip():
+        raise EditError("the completion has no code before its first blank line")
+    return code if code.endswith("\n") else code + "\n"
+
+
 def rewritten_function(text: str, name: str) -> str | None:
     """The function ``name`` as a chat model rewrote it, from its fenced blocks (or the whole text
     when it used none), or None when it wrote no such function.
@@ -276,11 +300,13 @@ def replace_span(source: str, span: Span, new_code: str) -> str:
     trailing-newline state."""
     lines = source.splitlines(keepends=True)
     new_lines = new_code.splitlines(keepends=True)
+    ending = (_line_ending(lines[span.start]) if span.start < len(lines) else "") or "\n"
     if new_lines:
         new_lines = _reindent(new_lines, _indent_of(new_lines[0]), span.indent)
         if not new_lines[-1].endswith("\n"):
             new_lines[-1] += "\n"
+        new_lines = _with_ending(new_lines, ending)  # a CRLF file stays CRLF
     result = "".join(lines[:span.start] + new_lines + lines[span.end:])
     if span.end >= len(lines) and source and not source.endswith("\n"):
-        result = result.rstrip("\n")  # the function was the file's unterminated last line(s)
+        result = result.rstrip("\r\n")  # the function was the file's unterminated last line(s)
     return result

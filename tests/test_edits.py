@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
-from agent.edits import (Edit, EditError, apply_edit, completed_function, fenced_code, parse_search_replace,
-                         replace_span, rewritten_function)
-from agent.localize import functions
+from agent.edits import (Edit, EditError, apply_edit, completed_function, completed_statements, fenced_code,
+                         parse_search_replace, replace_span, rewritten_function)
+from agent.localize import BlockKind, blocks, functions
+from agent.scaffolds.edit import (corpus_command, decode, encode, parse_corpus, parse_read, read_command,
+                                  write_command)
 
 SOURCE = """\
 def truncate(text, width):
@@ -208,3 +213,59 @@ def test_completion_then_replace_round_trip():
     fixed = completed_function("    def area(self):\n", "        return self.size ** 2\n\n    def other(self):\n")
     out = replace_span(SOURCE, span, fixed)
     assert out == SOURCE[:SOURCE.index("    def area")] + "    def area(self):\n        return self.size ** 2\n"
+
+
+# -- files keep their bytes, line endings and mode -----------------------------------------------
+
+
+CRLF = "import os\r\n\r\nLIMIT = 10\r\n\r\ndef f(x):\r\n    return x + 1\r\n"
+
+
+def test_crlf_stays_crlf_through_search_replace_and_span_replacement():
+    edited = apply_edit(CRLF, "    return x + 1\n", "    y = x + 2\n    return y\n")
+    assert edited == "import os\r\n\r\nLIMIT = 10\r\n\r\ndef f(x):\r\n    y = x + 2\r\n    return y\r\n"
+    span = [b for b in blocks(CRLF) if b.name == "LIMIT"][0]
+    assert replace_span(CRLF, span, "LIMIT = 20\n") == CRLF.replace("LIMIT = 10", "LIMIT = 20")
+    unterminated = CRLF.rstrip("\r\n")
+    span = functions(unterminated)[0]
+    assert replace_span(unterminated, span, "def f(x):\n    return 2\n").endswith("def f(x):\r\n    return 2")
+
+
+def test_completed_statements_stop_at_the_first_blank_line_or_marker():
+    assert completed_statements('DEFAULT = "%(name)s"\nOTHER = 1\n\n\ndef f():\n') == 'DEFAULT = "%(name)s"\nOTHER = 1\n'
+    assert completed_statements('X = (\n\n    1)\n# Buggy version:\nY = 2') == "X = (\n\n    1)\n"  # brackets span the blank
+    assert completed_statements("\nX = 1") == "X = 1\n"
+    with pytest.raises(EditError):
+        completed_statements("\n\n```\n")
+
+
+def _bash(command: str, cwd) -> str:
+    done = subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, check=True)
+    return done.stdout.decode("utf-8", "replace")  # as the shell session decodes a command's output
+
+
+def test_a_file_with_non_utf8_bytes_crlf_and_an_executable_bit_is_written_back_byte_for_byte(tmp_path):
+    original = b"#!/usr/bin/env python\r\n# caf\xe9 \xff\r\nLIMIT = 10\r\nNAME = '\xc3\xa9'\r\n"
+    script = tmp_path / "tool 1.py"
+    script.write_bytes(original)
+    script.chmod(0o755)
+    text = parse_read(_bash(read_command("tool 1.py"), tmp_path))
+    assert encode(text) == original
+    span = [b for b in blocks(text) if b.name == "LIMIT"][0]
+    assert span.kind is BlockKind.ASSIGNMENT
+    _bash(write_command("tool 1.py", replace_span(text, span, "LIMIT = 20\n")), tmp_path)
+    assert script.read_bytes() == original.replace(b"LIMIT = 10", b"LIMIT = 20")
+    assert os.stat(script).st_mode & 0o777 == 0o755
+
+
+def test_the_corpus_command_prints_every_file_under_its_path(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n\ny = 2\n")
+    (tmp_path / "pkg" / "it's b.py").write_text("def b():\n    return 'b'")  # no final newline
+    (tmp_path / "empty.py").write_text("")
+    (tmp_path / "latin.py").write_bytes(b"s = '\xe9'\n")
+    paths = ["pkg/a.py", "pkg/it's b.py", "empty.py", "latin.py"]
+    corpus = parse_corpus(_bash(corpus_command(paths), tmp_path))
+    assert corpus == {"pkg/a.py": "x = 1\n\ny = 2\n", "pkg/it's b.py": "def b():\n    return 'b'\n",
+                      "latin.py": "s = '\ufffd'\n"}  # an empty file has nothing to rank; lossy is fine here
+    assert decode(encode("caf\udce9")) == "caf\udce9"
