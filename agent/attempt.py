@@ -3,9 +3,10 @@ the model, and the patch collected at the end, whatever ended the attempt.
 
 Control flow that ends an attempt early (a limit, the context filling up) is one exception,
 ``AttemptOver``, raised by the meter or a scaffold and handled here; the diff made so far is still
-collected. Failures outside the model's control (the model server gone after its retries, the
-container engine failing) make the attempt an infrastructure error, which is redone on resume and
-never scored.
+collected. A request that failed on its own (``RequestRefused``: a content filter, a full context,
+an empty answer) ends its attempt the same way, with its own exit reason. Failures outside the
+model's control (the model server gone after its retries, the container engine failing) make the
+attempt an infrastructure error, which is redone on resume and never scored.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 import docker.errors
 
-from agent.model import ContextTooLong, Model, ModelUnavailable, Reply
+from agent.model import Model, ModelUnavailable, Reply, RequestRefused
 from agent.prompts import Templates
 from agent.session import REPO_DIR, SessionError, ShellSession
 from harness.containers import ContainerRuntime
@@ -41,6 +42,9 @@ class ExitReason(str, enum.Enum):
     COST_LIMIT = "cost_limit"
     TIME_LIMIT = "time_limit"
     CONTEXT_LIMIT = "context_limit"  # the conversation outgrew the model's context
+    CONTENT_FILTER = "content_filter"  # the provider's content filter refused a request or withheld its answer
+    MODEL_ERROR = "model_error"  # one request failed on its own (refused body, empty answer); the run goes on
+    REPLY_CUT = "reply_cut"  # replies cut at --max-tokens before they held a command
     FORMAT_ERRORS = "format_errors"  # too many replies in a row without a usable command
     ENVIRONMENT_BROKEN = "environment_broken"  # the model's commands left the container unusable
     INFRA_ERROR = "infra_error"  # model server or container engine failed: redo, never score
@@ -62,6 +66,9 @@ class AttemptLimits:
     """Output kept from one command: its head and tail, with the middle dropped."""
     format_errors: int = 3
     """Replies in a row without a usable command before the attempt ends."""
+    context_window: int | None = None
+    """The model's context window in tokens (None: unknown, nothing trimmed); a chat scaffold fits
+    each request into it (agent/context.py) and ends the attempt with context_limit when it cannot."""
 
 
 class AttemptOver(Exception):
@@ -138,6 +145,8 @@ class Context:
     meter: Meter
     trajectory: list[dict[str, Any]] = field(default_factory=list)
     """Every message and observation, in order, as the trajectory file records them."""
+    fit_state: Any = None
+    """agent.context's memory between calls (the last request as sent, to calibrate its token estimate)."""
 
     def log(self, role: str, content: str, **extra) -> None:
         self.trajectory.append({"role": role, "content": content, "t": round(self.meter.wall_seconds, 3), **extra})
@@ -218,8 +227,14 @@ def run_attempt(*, runtime: ContainerRuntime, image: str, task: Task, index: int
             except AttemptOver as over:
                 reason, error = over.reason, str(over)
                 ctx.log("system", f"attempt ended: {reason.value}: {over}")
-            except ContextTooLong as over:
-                reason, error = ExitReason.CONTEXT_LIMIT, str(over)
+            except RequestRefused as refused:
+                # One request's failure ends this attempt only: it is finished (judged with its diff,
+                # not redone), with the error in its trajectory; the run's other attempts go on.
+                reason, error = ExitReason(refused.kind), str(refused)
+                meter.usage = meter.usage + refused.usage
+                if isinstance(price, TokenPrice):
+                    meter.token_dollars += token_cost(refused.usage, price)
+                ctx.log("system", f"attempt ended: {reason.value}: {refused}")
             except SessionError as broken:
                 reason, error = _broken_or_infra(container, broken)
             if reason is not ExitReason.INFRA_ERROR:

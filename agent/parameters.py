@@ -98,20 +98,58 @@ def _skip_value(f: BinaryIO, kind: int, path: Path) -> None:
         raise ModelFileError(f"{path}: unknown GGUF metadata value type {kind} at offset {f.tell() - 4}")
 
 
+def _value(f: BinaryIO, kind: int, path: Path):
+    """One metadata value: a number, bool or string; an array is skipped and reads as None."""
+    if kind in _SCALARS:
+        return _unpack(f, _SCALARS[kind], path)
+    if kind == _STRING:
+        return _string(f, path)
+    _skip_value(f, kind, path)
+    return None
+
+
+def _open_gguf(f: BinaryIO, path: Path) -> tuple[int, int]:
+    """Checks the magic and version; returns (tensor count, metadata count)."""
+    magic = f.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelFileError(f"{path}: not a GGUF file (starts with {magic!r}, not {GGUF_MAGIC!r})")
+    version = _unpack(f, "<I", path)
+    if version not in (2, 3):
+        # Version 1 used 32-bit counts; a big-endian file reads its version byte-swapped.
+        raise ModelFileError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
+    return _unpack(f, "<Q", path), _unpack(f, "<Q", path)
+
+
+def gguf_metadata(path: Path) -> dict[str, int | float | bool | str]:
+    """A GGUF file's scalar and string metadata (``general.architecture``, ``gemma3.context_length``,
+    ...); arrays (the vocabulary) are skipped, so only the first few MB of the file are read."""
+    path = Path(path)
+    with path.open("rb", buffering=1 << 20) as f:
+        _, kvs = _open_gguf(f, path)
+        found = {}
+        for _ in range(kvs):
+            key = _string(f, path)
+            value = _value(f, _unpack(f, "<I", path), path)
+            if value is not None:
+                found[key] = value
+        return found
+
+
+def gguf_context_length(path: Path) -> int | None:
+    """The context the model was trained for: ``<general.architecture>.context_length`` in a GGUF's
+    header, or None when the header does not say."""
+    meta = gguf_metadata(path)
+    value = meta.get(f"{meta.get('general.architecture', '')}.context_length")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def gguf_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Every tensor's name and dimensions from a GGUF file's header (format versions 2 and 3:
     magic, version, tensor count, metadata count, the metadata key/values, then per tensor its
     name, number of dimensions, dimensions, type and offset)."""
     path = Path(path)
     with path.open("rb", buffering=1 << 20) as f:
-        magic = f.read(4)
-        if magic != GGUF_MAGIC:
-            raise ModelFileError(f"{path}: not a GGUF file (starts with {magic!r}, not {GGUF_MAGIC!r})")
-        version = _unpack(f, "<I", path)
-        if version not in (2, 3):
-            # Version 1 used 32-bit counts; a big-endian file reads its version byte-swapped.
-            raise ModelFileError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
-        tensors, kvs = _unpack(f, "<Q", path), _unpack(f, "<Q", path)
+        tensors, kvs = _open_gguf(f, path)
         for _ in range(kvs):
             _skip_string(f, path)
             _skip_value(f, _unpack(f, "<I", path), path)

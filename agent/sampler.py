@@ -10,7 +10,13 @@ budgets count everything spent since its first call, whichever call spent it.
 
 A run keeps a fingerprint of everything that decides what an attempt is (model, scaffold, prompt
 templates, sampling parameters, limits, and each task's row). Calling again with a larger k or more
-tasks adds only the missing attempts; any other difference is refused, naming the field.
+tasks adds only the missing attempts; any other difference is refused, naming the field (a run with
+no finished attempt has nothing to mix, so a call stopped before its first attempt refuses nothing).
+
+Before the first attempt of a call, one preflight request with the run's settings finds what every
+request would hit (a bad key, an unknown model, a refused parameter) and stops the call; the request
+shape the model takes (a reasoning model's ``max_completion_tokens``, parameters dropped) joins the
+fingerprint as ``model.request``, and a resume keeps it.
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent.attempt import AttemptLimits, AttemptOutcome, Scaffold, run_attempt
-from agent.model import Model
+from agent.model import Endpoint, Model, ModelUnavailable
 from agent.prompts import Templates
 from harness.containers import ContainerRuntime
 from harness.scores.prices import Price, Usage, price_dict
@@ -42,6 +48,12 @@ NO_IMAGE_KEY = NO_IMAGE_META
 """Meta key: instance_id -> why the latest call could not sample it (its image was not here)."""
 PARAMETERS_KEY = PARAMETERS_META
 """Meta key: the served model's parameter count and its source, or why it is unknown (for FLOPs)."""
+
+
+def _shapeless(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint without the model's request shape, which only the preflight can settle."""
+    model = {k: v for k, v in (fingerprint.get("model") or {}).items() if k != "request"}
+    return {**fingerprint, "model": model}
 
 
 class FingerprintMismatch(ValueError):
@@ -116,7 +128,7 @@ def spent(records: Sequence[StoredAttempt]) -> tuple[Usage, float, int]:
     for r in records:
         u = r.details.get("usage") or {}
         usage = usage + Usage(int(u.get("input_tokens", 0)), int(u.get("cached_input_tokens", 0)),
-                              int(u.get("output_tokens", 0)))
+                              int(u.get("output_tokens", 0)), int(u.get("reasoning_tokens", 0)))
         dollars += float(r.details.get("dollars") or 0.0)
         gaps += 1 if r.details.get("calls_without_usage") else 0
     return usage, dollars, gaps
@@ -212,8 +224,11 @@ class Sampler:
             raise RunBusy(f"another monkeys process is sampling into {self.store.dir} (lock {lock_path})") from None
         new = self.config.fingerprint()
         old = self.store.meta(FINGERPRINT_KEY)
-        if old is not None and old != new:
-            diff = mismatches(old, new)
+        # A run without a finished attempt has nothing to mix: a call stopped before its first attempt
+        # (a refused preflight) must not hold the next call, with the flag it names changed, to itself.
+        # The request shape is settled by the preflight (adopt_request_shape), not by the name alone.
+        if (old is not None and _shapeless(old) != _shapeless(new) and self.store.attempts(AttemptStatus.DONE)):
+            diff = mismatches(_shapeless(old), _shapeless(new))
             raise FingerprintMismatch(
                 f"run {self.config.run!r} was sampled with other settings; refusing to mix them:\n  "
                 + "\n  ".join(diff) + "\n(only -k and --tasks may grow between calls; use a new --run name)")
@@ -224,6 +239,11 @@ class Sampler:
                 raise FingerprintMismatch(f"run {self.config.run!r}: task {task.instance_id} ({task.origin}) differs "
                                           f"from the row its attempts were made from; use a new --run name")
             hashes[task.instance_id] = h
+        if old is not None and "request" in old.get("model", {}):
+            # Until this call's preflight says otherwise, the run goes on with the shape it had.
+            self.config = replace(self.config, model={**self.config.model, "request": old["model"]["request"]})
+            new = self.config.fingerprint()
+            self.full_config = {**self.full_config, "model": self.config.model}
         self.store.set_meta(FINGERPRINT_KEY, new)
         self.store.set_meta(TASKS_KEY, hashes)
         self.store.set_meta(CONFIG_KEY, self.full_config)
@@ -257,6 +277,8 @@ class Sampler:
         usage, dollars, gaps = spent(self.store.attempts() + self.store.attempt_history())
         self.progress.usage_before, self.progress.dollars_before = usage, dollars
         self.progress.attempts_without_usage = gaps
+        if jobs and not self._over_budget():
+            self._preflight()
         queue = iter(jobs)
         workers = [threading.Thread(target=self._worker, args=(queue, notify), name=f"attempt-{n}", daemon=True)
                    for n in range(max(1, min(self.config.workers, len(jobs))))]
@@ -271,6 +293,41 @@ class Sampler:
         return SampleResult(len(jobs), p.done, p.infra_errors, wanted - len(jobs), p.usage, p.dollars,
                             p.stopped_by_budget, self.abort.is_set(), p.usage_before + p.usage,
                             p.dollars_before + p.dollars, p.attempts_without_usage)
+
+    def _preflight(self) -> None:
+        """One tiny request with the run's settings before the first attempt: a bad key, an unknown
+        model or a refused parameter stops the run here (``ModelConfigError``) with no attempt made.
+        The request shape the model took (a reasoning model's) becomes part of the run's identity."""
+        endpoint = Endpoint(self.config.model.get("endpoint", Endpoint.CHAT.value))
+        if "request" in self.config.model:
+            self.model.use_request_record(self.config.model["request"])  # the shape the run was made with
+        try:
+            self.model.preflight(endpoint)
+        except ModelUnavailable:
+            # The server did not answer (an outage): not a setting to change. The attempts meet the
+            # same outage and are recorded as infrastructure errors, redone on the next call.
+            return
+        self.adopt_request_shape(self.model.request_record())
+
+    def adopt_request_shape(self, record: dict[str, Any] | None) -> None:
+        """Record what the run's requests carry (``model.request`` of the fingerprint and the config;
+        absent for the ordinary shape). A run with finished attempts made with another shape refuses."""
+        model = {k: v for k, v in self.config.model.items() if k != "request"}
+        if record is not None:
+            model["request"] = record
+        if model == self.config.model:
+            return
+        adopted = replace(self.config, model=model)
+        old = self.store.meta(FINGERPRINT_KEY)
+        if old is not None and old != adopted.fingerprint() and self.store.attempts(AttemptStatus.DONE):
+            raise FingerprintMismatch(
+                f"run {self.config.run!r} was sampled with another request shape than {self.config.model['model']} "
+                f"takes now:\n  " + "\n  ".join(mismatches(old, adopted.fingerprint()))
+                + "\n(the server accepts other parameters than when the run began; use a new --run name)")
+        self.config = adopted
+        self.full_config = {**self.full_config, "model": model}
+        self.store.set_meta(FINGERPRINT_KEY, adopted.fingerprint())
+        self.store.set_meta(CONFIG_KEY, self.full_config)
 
     def _next(self, queue) -> tuple[int, Task] | None:
         with self._lock:
@@ -339,7 +396,9 @@ class Sampler:
         details = result.details()
         # A response without usage leaves this try's tokens (and token-priced dollars) undercounted:
         # the report shows the figures it affects as unknown instead of pricing the call at $0.
-        details.update(scaffold=self.config.scaffold, temperature=self.model.config.temperature,
+        # A temperature the model refuses is not sent: the attempt sampled at the server's default.
+        sent = None if "temperature" in self.model.shape.dropped else self.model.config.temperature
+        details.update(scaffold=self.config.scaffold, temperature=sent,
                        price=price_dict(self.price), calls_without_usage=calls_without_usage)
         return details
 

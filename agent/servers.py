@@ -25,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.context import ContextWindow
+from agent.parameters import ModelFileError, gguf_context_length, gguf_metadata, hub_snapshot
 from harness.config import cache_dir
 
 BUNDLED_MODEL = "gemma-3-270m-q4_k_m"
@@ -51,8 +53,9 @@ class ServerSpec:
     """A GGUF path (llama.cpp) or a model name or path (vLLM)."""
     alias: str
     """The name clients ask for."""
-    context: int = 8192
-    """Context length in tokens."""
+    context: int | None = None
+    """Context length in tokens; None: llama.cpp gets ``llama_cpp_context`` of its GGUF (the trained
+    context, capped for a CPU host), vLLM its own default (the model's configured maximum)."""
     parallel: int = 64
     """vLLM: sequences batched at once (keep it at or above the sampler's workers so the batch stays full)."""
     threads: int = 0
@@ -61,16 +64,102 @@ class ServerSpec:
     startup_timeout: float = 600.0
     log_dir: Path | None = None
 
+    def window(self) -> ContextWindow | None:
+        """The context a request may fill on this server, known before it starts (so a run's
+        fingerprint does not depend on a server having started); None where it cannot be known then."""
+        if self.kind is ServerKind.LLAMA_CPP:
+            return llama_cpp_context(Path(self.model), self.context)
+        return vllm_context(self.model, self.context)
+
     def argv(self, port: int) -> list[str]:
         if self.kind is ServerKind.LLAMA_CPP:
             return [sys.executable, "-m", "llama_cpp.server", "--model", self.model, "--model_alias", self.alias,
-                    "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.context),
+                    "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.window().tokens),
+                    # No logprobs are asked for; with logits_all (the server's default) llama-cpp-python
+                    # allocates n_ctx x vocabulary floats up front: 32 GiB for Gemma 3 at 32k.
+                    "--logits_all", "false",
                     "--n_threads", str(self.threads or os.cpu_count() or 2), *self.extra_args]
         # Prefix caching shares the long common prompt (system text, issue, repository context)
         # across a task's k attempts.
+        length = ["--max-model-len", str(self.context)] if self.context else []
         return ["vllm", "serve", self.model, "--served-model-name", self.alias, "--host", "127.0.0.1",
                 "--port", str(port), "--enable-prefix-caching", "--max-num-seqs", str(self.parallel),
-                "--max-model-len", str(self.context), *self.extra_args]
+                *length, *self.extra_args]
+
+
+CPU_CONTEXT_MAX = 32_768
+"""The most tokens of context a managed llama.cpp server gets on a CPU unless ``--context`` asks for
+more: a CPU reads a prompt at some hundreds of tokens a second for a small model, so a 32k prompt
+already takes minutes per call, and past it an agent mostly waits (Gemma 3 270M was trained for
+32,768, so it gets all of it)."""
+
+KV_CACHE_BUDGET_BYTES = 2 << 30
+"""The most memory the KV cache of a managed llama.cpp server may take unless ``--context`` says
+otherwise: 2 GiB beside the weights fits a small CPU host (the default price is a 4 GiB VM). Gemma 3
+270M needs 18 KiB a token (18 layers x 1 KV head x (256 + 256) x 2 bytes), 576 MiB for 32k; an 8B
+Llama 128 KiB a token, so 16k."""
+
+_FALLBACK_CONTEXT = 8192  # a GGUF whose header does not say its context: the old fixed default
+
+
+def vllm_context(model: str, requested: int | None = None) -> ContextWindow | None:
+    """The ``--max-model-len`` a managed vLLM serves: ``requested`` (``--context``), else what vLLM
+    derives it from, ``max_position_embeddings`` in the model's ``config.json`` (a model folder, or a
+    model already in the local Hugging Face cache); None when that is not on disk yet."""
+    if requested:
+        return ContextWindow(requested, "--context (managed vLLM --max-model-len)")
+    path = Path(model)
+    folder = path if path.is_dir() else (hub_snapshot(model) if "/" in model and not model.startswith(("/", "."))
+                                         else None)
+    try:
+        config = json.loads((folder / "config.json").read_text()) if folder else {}
+    except (OSError, ValueError):
+        return None
+    for section in (config, config.get("text_config") or {}):
+        tokens = section.get("max_position_embeddings") if isinstance(section, dict) else None
+        if isinstance(tokens, int) and tokens > 0:
+            return ContextWindow(tokens, f"managed vLLM, max_position_embeddings in {folder / 'config.json'}")
+    return None
+
+
+def kv_bytes_per_token(meta: dict) -> int | None:
+    """Bytes of f16 KV cache one token takes, from a GGUF's metadata (llama.cpp's default cache
+    type); None when the header lacks the sizes."""
+    arch = meta.get("general.architecture", "")
+    layers, heads = meta.get(f"{arch}.block_count"), meta.get(f"{arch}.attention.head_count")
+    kv_heads = meta.get(f"{arch}.attention.head_count_kv", heads)
+    embedding = meta.get(f"{arch}.embedding_length")
+    head_dim = embedding // heads if isinstance(embedding, int) and isinstance(heads, int) and heads else None
+    key = meta.get(f"{arch}.attention.key_length", head_dim)
+    value = meta.get(f"{arch}.attention.value_length", head_dim)
+    sizes = (layers, kv_heads, key, value)
+    if not all(isinstance(n, int) and n > 0 for n in sizes):
+        return None
+    return layers * kv_heads * (key + value) * 2
+
+
+def llama_cpp_context(gguf: Path, requested: int | None = None) -> ContextWindow:
+    """The context a managed llama.cpp server is started with: ``requested`` (``--context``) when
+    given, else the GGUF's trained context (``<arch>.context_length``) capped at ``CPU_CONTEXT_MAX``
+    and at what ``KV_CACHE_BUDGET_BYTES`` holds, in whole 256-token blocks."""
+    if requested:
+        return ContextWindow(requested, "--context (managed llama.cpp --n_ctx)")
+    try:
+        meta = gguf_metadata(gguf)
+    except (OSError, ModelFileError) as err:
+        return ContextWindow(_FALLBACK_CONTEXT, f"managed llama.cpp --n_ctx default ({gguf} unreadable: {err})")
+    trained = gguf_context_length(gguf)
+    if trained is None:
+        return ContextWindow(_FALLBACK_CONTEXT, f"managed llama.cpp --n_ctx default ({gguf.name} states no "
+                                                f"context_length)")
+    tokens, why = min(trained, CPU_CONTEXT_MAX), f"{gguf.name} context_length {trained}"
+    if tokens < trained:
+        why += f", capped at {CPU_CONTEXT_MAX} for a CPU"
+    per_token = kv_bytes_per_token(meta)
+    if per_token and per_token * tokens > KV_CACHE_BUDGET_BYTES:
+        tokens = max(KV_CACHE_BUDGET_BYTES // per_token // 256 * 256, 256)
+        why += f", capped at {tokens} for a {KV_CACHE_BUDGET_BYTES >> 30} GiB KV cache"
+    return ContextWindow(tokens, f"managed llama.cpp --n_ctx ({why})")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ The benchmarks' stub model (``bench/stub_server.py``) is this server with an ins
 
 ``reply(request) -> str`` decides each answer from the request body (its messages or prompt), so a
 test can script a whole multi-turn episode. ``fail_rate`` makes that share of calls answer 429 (with
-Retry-After) or 500 instead, chosen by a seeded random generator.
+Retry-After) or 500 instead, chosen by a seeded random generator. ``inject(request, path) -> (status,
+body) | None`` answers chosen requests with a given status and JSON body instead (a content-filter
+400, a 401, a 200 without choices); ``refused`` helps write one.
 """
 
 from __future__ import annotations
@@ -20,17 +22,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class ScriptedServer:
     def __init__(self, reply: Callable[[dict], str], *, model: str = "scripted", fail_rate: float = 0.0,
                  seed: int = 0, tool_reply: Callable[[dict], dict | None] | None = None,
-                 usage: Callable[[dict], dict] | None = None, port: int = 0):
+                 usage: Callable[[dict], dict] | None = None, port: int = 0,
+                 n_ctx: int | None = None, max_model_len: int | None = None,
+                 inject: Callable[[dict, str], tuple[int, dict] | None] | None = None):
         self.reply = reply
         self.usage = usage or (lambda body: {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120})
         self.tool_reply = tool_reply
         self.model = model
+        self.n_ctx = n_ctx
+        """Served as llama.cpp's ``GET /props`` ``default_generation_settings.n_ctx`` (None: no /props)."""
+        self.max_model_len = max_model_len
+        """Listed in the model's ``/v1/models`` entry as vLLM does (None: not listed)."""
         self.fail_rate = fail_rate
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.calls = 0
         self.failures = {429: 0, 500: 0}
         self.requests: list[dict] = []
+        self.inject = inject
+        self.every_request: list[dict] = []
+        """Every request body, answered or not (injected errors, scripted failures) in arrival order."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +62,12 @@ class ScriptedServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                    entry = {"id": server.model, "object": "model"}
+                    if server.max_model_len is not None:
+                        entry["max_model_len"] = server.max_model_len
+                    self._send(200, {"object": "list", "data": [entry]})
+                elif self.path.rstrip("/") == "/props" and server.n_ctx is not None:
+                    self._send(200, {"default_generation_settings": {"n_ctx": server.n_ctx}, "total_slots": 1})
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
@@ -59,6 +75,12 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with server.lock:
                     server.calls += 1
+                    server.every_request.append(body)
+                    injected = server.inject(body, self.path) if server.inject else None
+                if injected is not None:
+                    self._send(*injected)
+                    return
+                with server.lock:
                     failing = server.random.random() < server.fail_rate
                     status = server.random.choice((429, 500)) if failing else 200
                     if failing:
@@ -106,6 +128,12 @@ class ScriptedServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def refused(status: int, message: str, *, code: str | None = None, param: str | None = None,
+            kind: str = "invalid_request_error") -> tuple[int, dict]:
+    """An error answer as OpenAI writes one: ``{"error": {"message", "type", "param", "code"}}``."""
+    return status, {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def last_user_text(body: dict) -> str:

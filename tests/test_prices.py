@@ -53,8 +53,15 @@ def test_usage_adds_field_by_field_and_totals_input_plus_output():
     assert total.total == 165  # cached tokens are inside input, not added again
 
 
+def test_usage_keeps_reasoning_tokens_through_addition_inside_output():
+    total = Usage(100, 0, 50, reasoning_tokens=30) + Usage(10, 0, 20, reasoning_tokens=20)
+    assert total == Usage(input_tokens=110, output_tokens=70, reasoning_tokens=50)
+    assert total.total == 180  # reasoning tokens are inside output, not added again
+
+
 @pytest.mark.parametrize("kwargs", [{"input_tokens": -1}, {"output_tokens": -1},
-                                    {"input_tokens": 10, "cached_input_tokens": 11}])
+                                    {"input_tokens": 10, "cached_input_tokens": 11},
+                                    {"output_tokens": 5, "reasoning_tokens": 6}, {"reasoning_tokens": -1}])
 def test_usage_rejects_impossible_counts(kwargs):
     with pytest.raises(ValueError):
         Usage(**kwargs)
@@ -73,6 +80,14 @@ def test_token_cost_without_cached_price_charges_cached_input_at_input_price():
     price = TokenPrice(1.0, 4.0, source="test")
     usage = Usage(input_tokens=3000, cached_input_tokens=1000, output_tokens=500)
     assert token_cost(usage, price) == pytest.approx((3000 * 1.0 + 500 * 4.0) / 1e6)
+
+
+def test_reasoning_tokens_cost_the_output_price_once():
+    price = TokenPrice(input=1.0, output=8.0, cached_input=0.25, source="test")
+    thinking = Usage(input_tokens=2000, cached_input_tokens=1000, output_tokens=900, reasoning_tokens=600)
+    # 1000 uncached * $1/M + 1000 cached * $0.25/M + 900 out (600 of them reasoning) * $8/M
+    assert token_cost(thinking, price) == pytest.approx((1000 * 1.0 + 1000 * 0.25 + 900 * 8.0) / 1e6)
+    assert token_cost(thinking, price) == token_cost(Usage(2000, 1000, 900), price)
 
 
 def test_token_cost_of_no_usage_is_zero():

@@ -67,13 +67,13 @@ def test_sample_survives_429_and_500_resumes_extends_exports_and_evaluates(env, 
         assert again.returncode == 0 and len(server.requests) == calls_after_first
         more = sample(env, server, "-k", "5", "--workers", "2")
         assert more.returncode == 0, more.stderr
-        assert len(server.requests) == calls_after_first + 4
+        assert len(server.requests) == calls_after_first + 1 + 4  # a preflight, then the 4 missing attempts
         assert len(shown(env)["attempt_rows"]) == 10
 
         # Any other difference is refused, naming the field, before anything runs.
         refused = sample(env, server, "-k", "5", "--temperature", "0.2")
         assert refused.returncode == 2 and "model.temperature: run has 0.8, this call 0.2" in refused.stderr
-        assert len(server.requests) == calls_after_first + 4
+        assert len(server.requests) == calls_after_first + 1 + 4
 
     trajectory = json.loads((Path(env["MONKEYS_RUNS"]) / "scripted" / rows[0]["trajectory"]).read_text())
     assert trajectory["config"]["k"] == 3 and trajectory["fingerprint"]["scaffold"] == "edit"
@@ -110,7 +110,7 @@ def test_a_token_budget_stops_scheduling_without_writing_empty_attempts(env):
         done = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "250")
         assert done.returncode == 0, done.stderr
         assert "token budget 250 spent" in done.stdout
-        assert server.calls == 3  # 120 tokens per attempt: the third crosses the budget
+        assert server.calls == 1 + 3  # a preflight; 120 tokens per attempt: the third crosses the budget
     rows = shown(env)["attempt_rows"]
     assert len(rows) == 3 and all(r["status"] == "done" for r in rows)
     # Rounds of sample index: index 0 of both tasks before any index 1.
@@ -121,15 +121,15 @@ def test_budgets_cover_the_whole_run_across_resumes(env):
     with ScriptedServer(lambda body: FIX) as server:
         first = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "250")
         assert first.returncode == 0, first.stderr
-        assert server.calls == 3  # 120 tokens per attempt: the third crosses the budget
+        assert server.calls == 1 + 3  # a preflight; 120 tokens per attempt: the third crosses the budget
         # Resuming with the same budget starts nothing: the run has already spent it.
         again = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "250")
         assert again.returncode == 0, again.stderr
-        assert server.calls == 3 and "token budget 250 spent (360 over the whole run)" in again.stdout
+        assert server.calls == 4 and "token budget 250 spent (360 over the whole run)" in again.stdout
         # A larger budget buys only the difference: 360 -> 480 -> 600.
         more = sample(env, server, "-k", "5", "--workers", "1", "--budget-tokens", "600")
         assert more.returncode == 0, more.stderr
-        assert server.calls == 5 and "the whole run (failed tries included) 600 tokens" in more.stdout
+        assert server.calls == 4 + 1 + 2 and "the whole run (failed tries included) 600 tokens" in more.stdout
     assert len(shown(env)["attempt_rows"]) == 5
 
 
@@ -153,13 +153,13 @@ def test_a_model_server_that_keeps_failing_gives_infra_errors_that_are_redone(en
     with ScriptedServer(lambda body: FIX, fail_rate=1.0) as server:
         failed = sample(env, server, "-k", "1", "--retries", "2")
         assert failed.returncode == 1, failed.stderr
-        assert server.calls == 4  # 2 attempts x 2 tries
+        assert server.calls == 2 + 4  # the preflight's 2 tries (no answer: the run goes on), 2 attempts x 2 tries
     rows = shown(env)["attempt_rows"]
     assert [r["status"] for r in rows] == ["infra_error", "infra_error"]
     with ScriptedServer(lambda body: FIX) as server:
         redone = sample(env, server, "-k", "1")
         assert redone.returncode == 0, redone.stderr
-        assert server.calls == 2
+        assert server.calls == 1 + 2
     assert [r["status"] for r in shown(env)["attempt_rows"]] == ["done", "done"]
     # The failed tries are kept with what they cost, so the report counts every dollar.
     report = monkeys(env, "report", "scripted", "--json", "--bootstrap", "10")

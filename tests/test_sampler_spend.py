@@ -72,14 +72,15 @@ def no_containers(monkeypatch):
 def test_a_token_budget_covers_the_whole_run_across_resumes(tmp_path, tasks):
     with ScriptedServer(lambda body: "ok") as server:
         first = sample(tmp_path, server, tasks, k=5, budget_tokens=250)
-        assert (first.done, server.calls) == (3, 3)  # 120 tokens each: the third crosses 250
+        # One preflight request, then 120 tokens per attempt: the third crosses 250.
+        assert (first.done, server.calls) == (3, 4)
         assert "token budget 250 spent (360 over the whole run)" in first.stopped_by_budget
-        # The same budget again: already spent, so nothing more starts.
+        # The same budget again: already spent, so nothing more starts (not even a preflight).
         again = sample(tmp_path, server, tasks, k=5, budget_tokens=250)
-        assert again.done == 0 and server.calls == 3 and again.run_usage.total == 360
+        assert again.done == 0 and server.calls == 4 and again.run_usage.total == 360
         # A larger budget adds only what it allows: 360 -> 480 -> 600.
         more = sample(tmp_path, server, tasks, k=5, budget_tokens=600)
-        assert more.done == 2 and server.calls == 5 and more.run_usage.total == 600
+        assert more.done == 2 and server.calls == 4 + 1 + 2 and more.run_usage.total == 600
 
 
 def test_a_dollar_budget_counts_infra_failed_tries_from_earlier_calls(tmp_path, tasks, monkeypatch):
@@ -90,7 +91,7 @@ def test_a_dollar_budget_counts_infra_failed_tries_from_earlier_calls(tmp_path, 
         monkeypatch.setattr(sys.modules[__name__], "CONTAINER_DIES", False)
         # 2 x PER_ATTEMPT already spent by the failed tries: one more attempt reaches the budget.
         redo = sample(tmp_path, server, tasks, k=1, budget_dollars=2.5 * PER_ATTEMPT)
-        assert redo.done == 1 and server.calls == 3
+        assert redo.done == 1 and server.calls == (1 + 2) + (1 + 1)  # a preflight before each call's attempts
         assert redo.run_dollars == pytest.approx(3 * PER_ATTEMPT) and "dollar budget" in redo.stopped_by_budget
     store = RunStore("spend", root=tmp_path)
     try:

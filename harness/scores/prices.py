@@ -52,21 +52,28 @@ class Usage:
 
     ``cached_input_tokens`` is the part of ``input_tokens`` served from a prompt cache (OpenAI's
     ``prompt_tokens_details.cached_tokens``): it is included in ``input_tokens``, not added to it.
+    ``reasoning_tokens`` is the part of ``output_tokens`` a reasoning model spent thinking (OpenAI's
+    ``completion_tokens_details.reasoning_tokens``): included in ``output_tokens`` and billed as output,
+    since the providers bill hidden reasoning at the output price.
     """
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
         # Reject impossible counts here, where they enter, rather than pricing them into a
         # negative or inflated cost that nobody would notice in an aggregate.
-        for name in ("input_tokens", "cached_input_tokens", "output_tokens"):
+        for name in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Usage.{name} must be >= 0, got {getattr(self, name)}")
         if self.cached_input_tokens > self.input_tokens:
             raise ValueError(f"Usage.cached_input_tokens ({self.cached_input_tokens}) is part of input_tokens "
                              f"and cannot exceed it ({self.input_tokens})")
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError(f"Usage.reasoning_tokens ({self.reasoning_tokens}) is part of output_tokens "
+                             f"and cannot exceed it ({self.output_tokens})")
 
     def __add__(self, other: Usage) -> Usage:
         """The usage of both, field by field (an attempt's total over its calls)."""
@@ -74,7 +81,8 @@ class Usage:
             return NotImplemented
         return Usage(self.input_tokens + other.input_tokens,
                      self.cached_input_tokens + other.cached_input_tokens,
-                     self.output_tokens + other.output_tokens)
+                     self.output_tokens + other.output_tokens,
+                     self.reasoning_tokens + other.reasoning_tokens)
 
     @property
     def total(self) -> int:
@@ -322,7 +330,9 @@ def lookup(model: str, *, provider: str | None = None, price_file: dict[str, Pri
 
 def token_cost(usage: Usage, price: TokenPrice) -> float:
     """Dollars for ``usage``: uncached input at the input price, cached input at the cached price
-    (the input price when the model has none), output at the output price."""
+    (the input price when the model has none), output at the output price. Reasoning tokens are
+    output tokens (``output_tokens`` includes them) and cost the output price: no provider bills them
+    apart, so they are neither added again nor discounted."""
     cached_rate = price.input if price.cached_input is None else price.cached_input
     uncached = usage.input_tokens - usage.cached_input_tokens
     return (uncached * price.input + usage.cached_input_tokens * cached_rate

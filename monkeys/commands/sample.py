@@ -4,6 +4,7 @@ scaffold, sampler) to the harness's ground (tasks, images, containers, run store
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -14,12 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.attempt import AttemptLimits
+from agent.context import ContextWindow, context_window
 from agent.model import Endpoint, Model, ModelConfig, ModelConfigError
 from agent.parameters import ParameterCount, count_parameters
 from agent.prompts import Templates, TemplateError
 from agent.sampler import PARAMETERS_KEY, FingerprintMismatch, RunBusy, SampleConfig, Sampler, spent
 from agent.scaffolds import SCAFFOLDS
 from agent.servers import BUNDLED_MODEL, ManagedServer, ServerError, ServerKind, ServerSpec, bundled_gguf, file_sha256
+from agent.trajectories import export_mini_swe_agent
 from harness import engine
 from harness.config import runs_dir
 from harness.containers import ContainerRuntime
@@ -103,8 +106,16 @@ def cmd_sample(args) -> int:
         name=alias, base_url=args.base_url, api_key_env=args.api_key_env, temperature=args.temperature,
         top_p=args.top_p, max_tokens=args.max_tokens, retries=args.retries, backoff_initial=args.backoff)
     sampling = model_config.sampling()
+    spec = (ServerSpec(kind, str(model_path) if model_path else args.model, alias, context=args.context,
+                       parallel=max(args.workers, 8)) if kind is not None else None)
+    try:
+        window = _context_window(args, spec, alias)
+    except ValueError as problem:
+        err.print(f"[red]error:[/] {escape(str(problem))}")
+        return 2
     limits = AttemptLimits(steps=args.steps, tokens=args.attempt_tokens, dollars=args.attempt_dollars,
-                           wall_seconds=args.attempt_seconds, command_timeout=args.command_timeout)
+                           wall_seconds=args.attempt_seconds, command_timeout=args.command_timeout,
+                           context_window=window.tokens)
     run = _run_name(args)
     config = SampleConfig(
         run=run, k=args.k, scaffold=args.scaffold,
@@ -113,7 +124,8 @@ def cmd_sample(args) -> int:
         budget_dollars=args.budget_dollars, budget_tokens=args.budget_tokens, price=price_dict(price),
         model_parameters=parameters.as_meta())
     full_config = {**asdict(config), "tasks": args.tasks or "bundled", "prompts": str(templates.folder),
-                   "base_url": args.base_url or (f"managed {kind.value}" if kind else "api.openai.com")}
+                   "base_url": args.base_url or (f"managed {kind.value}" if kind else "api.openai.com"),
+                   "context_window": window.as_meta()}
     store = RunStore(run)
 
     client = engine.connect()
@@ -133,9 +145,7 @@ def cmd_sample(args) -> int:
         except (FingerprintMismatch, RunBusy) as problem:
             err.print(f"[red]error:[/] {escape(str(problem))}")
             return 2
-        if kind is not None:
-            spec = ServerSpec(kind, str(model_path) if model_path else args.model, alias,
-                              context=args.context, parallel=max(args.workers, 8))
+        if spec is not None:
             err.print(f"starting {kind.value} for {alias} ...")
             server = ManagedServer(spec)
             server.start()
@@ -149,7 +159,8 @@ def cmd_sample(args) -> int:
     except ServerError as problem:
         err.print(f"[red]error:[/] {escape(str(problem))}")
         return 3
-    except ModelConfigError as problem:
+    except (ModelConfigError, FingerprintMismatch) as problem:
+        # A refused preflight (a bad key, an unknown model, a refused parameter): no attempt was made.
         err.print(f"[red]error:[/] {escape(str(problem))}")
         return 2
     finally:
@@ -169,8 +180,26 @@ def cmd_sample(args) -> int:
     if result.interrupted:
         line += "; interrupted (rerun the same command to continue)"
     out.print(line, soft_wrap=True)  # one line, whatever the width: scripts and tests read it
+    if request := sampler.config.model.get("request"):
+        out.print(f"requests sent {json.dumps(request['sent'])}, without {', '.join(request['dropped']) or 'nothing'} "
+                  f"({request['why']})", soft_wrap=True)
     out.print(f"store: {runs_dir() / run / STORE_FILE}")
     return 130 if result.interrupted else (1 if result.infra_errors else 0)
+
+
+def _context_window(args, spec: ServerSpec | None, alias: str) -> ContextWindow:
+    """The model's context window for fitting conversations: ``--context-window``, else what a managed
+    server is started with, else what an endpoint reports, else genai-prices, else unknown. Known
+    before any server starts: the window is part of the run's fingerprint (its limits)."""
+    if spec is not None:
+        managed = spec.window()
+        if args.context_window is None and managed is None:
+            return ContextWindow(None, f"unknown: {args.model}'s config.json is not on disk yet "
+                                       f"(--context or --context-window states it)")
+        return context_window(explicit=args.context_window, managed=managed)
+    # OpenAI's own API reports no window: only a --base-url endpoint is asked.
+    return context_window(explicit=args.context_window, base_url=args.base_url, model=alias,
+                          api_key=os.environ.get(args.api_key_env), provider=args.provider)
 
 
 def _parameters(args, kind: ServerKind | None, model_path: Path | None) -> ParameterCount:
@@ -300,6 +329,8 @@ def cmd_export(args) -> int:
     store.close()
     target: Path = args.out
     target.mkdir(parents=True, exist_ok=True)
+    if args.format == "mini-swe-agent":
+        return _export_mini_swe_agent(args.name, attempts, target)
     by_index: dict[int, list] = {}
     for a in attempts:
         by_index.setdefault(a.index, []).append(a)
@@ -315,6 +346,16 @@ def cmd_export(args) -> int:
     out.print(f"{len(attempts)} attempts in {len(by_index)} preds files (one per sample index) and their "
               f"trajectories in {target}")
     return 0
+
+
+def _export_mini_swe_agent(name: str, attempts: list, target: Path) -> int:
+    exported = export_mini_swe_agent(runs_dir() / name, attempts, target)
+    for path in exported.missing:
+        err.print(f"error: no trajectory file at {path} for a finished attempt; rerun `monkeys sample` "
+                  f"for run {name} to redo it, or export without it")
+    out.print(f"{len(exported.written)} trajectories in mini-swe-agent's format in {target} (one folder per "
+              f"sample index; `mini-extra inspector {target}` opens them all, `{target}/0` the first attempts)")
+    return 1 if exported.missing else 0
 
 
 def add_parsers(commands, shared: SharedOptions) -> None:
@@ -338,10 +379,16 @@ def add_parsers(commands, shared: SharedOptions) -> None:
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     p.add_argument("--server", choices=["auto", "none", *(k.value for k in ServerKind)], default="auto",
                    help="a model server monkeys starts and stops: llama.cpp (a GGUF, on CPU) or vllm (on a GPU)")
-    p.add_argument("--context", type=int, default=8192, help="managed server context length (default 8192)")
+    p.add_argument("--context", type=int, default=None,
+                   help="managed server context length (default: llama.cpp the GGUF's trained context, at most "
+                        "32768 and a 2 GiB KV cache on a CPU; vLLM the model's maximum)")
+    p.add_argument("--context-window", type=int, default=None, metavar="TOKENS",
+                   help="the model's context window, for keeping the bash scaffold's conversation inside it "
+                        "(default: asked from the server, else genai-prices, else unknown: nothing trimmed)")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-tokens", type=int, default=1024, help="output tokens per model call (default 1024)")
+    p.add_argument("--max-tokens", type=int, default=ModelConfig.max_tokens,
+                   help=f"output tokens per model call, at most (default {ModelConfig.max_tokens})")
     p.add_argument("--seed", type=int, default=0, help="run seed; each attempt's seed derives from it")
     p.add_argument("--steps", type=int, default=50, help="per attempt: model calls (default 50)")
     p.add_argument("--attempt-tokens", type=int, default=400_000, help="per attempt: tokens (default 400000)")
@@ -370,9 +417,14 @@ def add_parsers(commands, shared: SharedOptions) -> None:
     p.set_defaults(func=cmd_runs_show)
 
     p = commands.add_parser("export", help="a run's patches as SWE-bench preds files, one per sample index, "
-                                           "and its trajectories")
+                                           "and its trajectories; or its trajectories in mini-swe-agent's format")
     p.add_argument("name")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--format", choices=["preds", "mini-swe-agent"], default="preds",
+                   help="preds (default): preds_s<i>.jsonl per sample index and the trajectories as they are; "
+                        "mini-swe-agent: each attempt's trajectory as OUT/<i>/<instance_id>/<instance_id>.traj.json "
+                        "(one folder per sample index i, each with its preds.json, as a mini-swe-agent batch run "
+                        "writes it), for `mini-extra inspector OUT/<i>`")
     p.set_defaults(func=cmd_export)
 
 
