@@ -254,3 +254,18 @@ def test_sample_records_the_window_and_its_source_and_the_flag_wins(tmp_path, bu
     assert asked["config"]["context_window"]["tokens"] == 6144 and "/props" in asked["config"]["context_window"]["source"]
     assert asked["fingerprint"]["limits"]["context_window"] == 6144
     assert told["config"]["context_window"] == {"tokens": 3000, "source": "--context-window"}
+
+
+def test_a_reply_budget_that_leaves_no_room_for_the_conversation_is_refused_before_any_attempt(tmp_path):
+    # --max-tokens 4096 of a 4096-token window: every bash attempt would end at its first call.
+    env = {**os.environ, "MONKEYS_CACHE": str(tmp_path / "cache"), "MONKEYS_RUNS": str(tmp_path / "runs")}
+    with ScriptedServer(lambda body: "```bash\nsubmit\n```") as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "monkeys", "sample", "--base-url", server.base_url, "--model", "scripted",
+             "--scaffold", "bash", "--run", "tight", "--context-window", "4096", "--max-tokens", "4096",
+             "--price-per-hour", "0.1",
+             "--instances", "monkeys-suite__textkit-3"], capture_output=True, text=True, timeout=300, env=env)
+        assert server.calls == 0
+    assert done.returncode == 2
+    assert "--max-tokens 4096" in done.stderr and "4096-token context window" in done.stderr and "lower --max-tokens" in done.stderr
+    assert not (tmp_path / "runs" / "tight" / "trajectories").exists()

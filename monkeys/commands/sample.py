@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.attempt import AttemptLimits
-from agent.context import ContextWindow, context_window
+from agent.context import ContextWindow, context_window, fit_budget
 from agent.model import Endpoint, Model, ModelConfig, ModelConfigError
 from agent.parameters import ParameterCount, count_parameters
 from agent.prompts import Templates, TemplateError
@@ -112,6 +112,12 @@ def cmd_sample(args) -> int:
         window = _context_window(args, spec, alias)
     except ValueError as problem:
         err.print(f"[red]error:[/] {escape(str(problem))}")
+        return 2
+    if window.tokens and args.scaffold == "bash" and fit_budget(window.tokens, args.max_tokens) < window.tokens // 4:
+        # Every attempt would end at its first call or soon after: say so once, before any container.
+        err.print(f"[red]error:[/] --max-tokens {args.max_tokens} leaves {max(fit_budget(window.tokens, args.max_tokens), 0)} "
+                  f"of the model's {window.tokens}-token context window ({window.source}) for the conversation; "
+                  f"lower --max-tokens (to {window.tokens // 4}, say) or give a larger --context")
         return 2
     limits = AttemptLimits(steps=args.steps, tokens=args.attempt_tokens, dollars=args.attempt_dollars,
                            wall_seconds=args.attempt_seconds, command_timeout=args.command_timeout,
