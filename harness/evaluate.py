@@ -97,6 +97,12 @@ class Evaluator:
                 # Timed out under a shorter limit than asked for now: that says nothing; measure again.
                 self.cache.drop_runs(key)
                 raw = []
+            # A cached run made under a longer limit that took longer than the limit asked for now would
+            # have been stopped by it. (A run made under this very limit is never re-read as timed out:
+            # its verdict must not change between calls.)
+            limit = self.config.timeout
+            raw = [replace(r, timed_out=True) if not r.timed_out and r.timeout > limit and r.seconds > limit else r
+                   for r in raw]
             result.runs = [_parse_cached(task, r) for r in raw]
             result.run_seconds = [r.seconds for r in raw]
             if result.applied is None or (result.applies and needs_more_runs(result.runs, need)):

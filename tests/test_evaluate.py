@@ -238,8 +238,9 @@ def test_a_revised_test_patch_or_parser_changes_the_result_without_clearing_the_
 def test_infrastructure_failures_are_errors_not_verdicts_and_are_retried(make_evaluator, tasks, tmp_path):
     task = tasks["ledger-5"]
     hang = make_patch(task, tmp_path, {"tests/conftest.py": "import time\ntime.sleep(600)\n"}, gold_fix=False)
-    # A limit the gold runs cannot finish inside: the hang says nothing about the patch.
-    evaluator = make_evaluator("test-infra", timeout=0.2, audit_runs=1)
+    # A limit the gold runs cannot finish inside (pytest alone takes longer to start): the hang says
+    # nothing about the patch.
+    evaluator = make_evaluator("test-infra", timeout=0.05, audit_runs=1)
     result, _ = run_eval(evaluator, [task], [pred(task, hang)], tmp_path)
     record = result.records[0]
     assert record.status == EvalStatus.ERROR.value and "timed out" in record.error and not record.resolved
@@ -250,6 +251,21 @@ def test_infrastructure_failures_are_errors_not_verdicts_and_are_retried(make_ev
     missing = dataclasses.replace(task, env_recipe=dataclasses.replace(task.env_recipe, install="echo never built"))
     result, _ = run_eval(evaluator, [missing], [pred(missing, missing.patch)], tmp_path, "missing")
     assert result.records[0].status == EvalStatus.ERROR.value and "is not here" in result.records[0].error
+
+
+def test_a_cached_run_longer_than_a_shorter_limit_asked_for_now_counts_as_timed_out(make_evaluator, tasks):
+    task = tasks["ledger-5"]
+    roomy = make_evaluator("test-roomy", audit_runs=1)
+    audit, gold = roomy.audit(task)
+    assert not audit.error and gold.new_runs == 1 and not gold.runs[0].timed_out
+    # The same cache, a limit the cached gold run outlasted: it would have been stopped, so the audit
+    # says the gold runs hang, without running anything new.
+    tight = make_evaluator("test-tight", cache=roomy.cache, timeout=gold.run_seconds[0] / 2, audit_runs=1)
+    audit, again = tight.audit(task)
+    assert again.new_runs == 0 and "timed out" in audit.error
+    # The roomy limit still reads the same cached run as it was.
+    audit, same = make_evaluator("test-roomy-again", cache=roomy.cache, audit_runs=1).audit(task)
+    assert not audit.error and same.new_runs == 0
 
 
 def test_reruns_start_from_fresh_containers(make_evaluator, tasks, tmp_path):
