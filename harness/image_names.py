@@ -8,8 +8,10 @@ rebuilds, and an unchanged one is reused. The builder (``images/build.py``) make
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
+import platform
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -19,6 +21,75 @@ from harness.tasks import EnvRecipe, Task
 
 # What a registry-free base image installs (part of its name).
 BASE_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates", "patch")
+
+
+class Distribution(str, enum.Enum):
+    """Where a registry-free base's packages come from."""
+
+    DEBIAN = "debian"
+    UBUNTU = "ubuntu"
+
+    def default_mirror(self, machine: str | None = None) -> str:
+        """The distribution's own archive for this host's architecture: Ubuntu keeps arm64 and the
+        other non-x86 architectures on a separate "ports" archive; Debian's mirror has them all."""
+        if self is Distribution.DEBIAN:
+            return "http://deb.debian.org/debian"
+        machine = (machine or platform.machine()).lower()
+        if machine in ("x86_64", "amd64", "i386", "i686"):
+            return "http://archive.ubuntu.com/ubuntu"
+        return "http://ports.ubuntu.com/ubuntu-ports"
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release whose ``python3`` is the Python a base needs, and how debootstrap makes it."""
+
+    distribution: Distribution
+    release: str
+    """The suite's codename, as debootstrap and the archive name it."""
+    python: str
+    """The major.minor of the release's own ``python3`` (checked against the archive's Packages)."""
+    components: tuple[str, ...]
+    """Archive components holding BASE_PACKAGES: Ubuntu keeps python3-venv in universe."""
+    script: str | None = None
+    """debootstrap's script for the release where it is not the codename: debootstrap releases
+    older than the release lack its name (bookworm's has no noble), and Ubuntu's script is one for all."""
+
+
+# One release per Python version, the newest that ships it and is still on its distribution's main
+# archive (Debian's buster (3.7) and stretch have moved to archive.debian.org, which few mirrors carry).
+RELEASES: tuple[Release, ...] = (
+    Release(Distribution.UBUNTU, "xenial", "3.5", ("main", "universe"), "gutsy"),
+    Release(Distribution.UBUNTU, "bionic", "3.6", ("main", "universe"), "gutsy"),
+    Release(Distribution.UBUNTU, "focal", "3.8", ("main", "universe"), "gutsy"),
+    Release(Distribution.DEBIAN, "bullseye", "3.9", ("main",)),
+    Release(Distribution.UBUNTU, "jammy", "3.10", ("main", "universe"), "gutsy"),
+    Release(Distribution.DEBIAN, "bookworm", "3.11", ("main",)),
+    Release(Distribution.UBUNTU, "noble", "3.12", ("main", "universe"), "gutsy"),
+    Release(Distribution.DEBIAN, "trixie", "3.13", ("main",)),
+)
+
+
+class NoRelease(LookupError):
+    """No release in RELEASES ships a Python version; the message says which do and how to supply a base."""
+
+
+def release_for(python: str, needed_by: tuple[str, ...] = ()) -> Release:
+    """The release whose python3 is ``python``; NoRelease naming the version, the tasks that need it
+    (a few of ``needed_by``) and ``--base-image``, the way to give such a base."""
+    for release in RELEASES:
+        if release.python == python:
+            return release
+    shipped = ", ".join(f"{r.python} ({r.distribution.value} {r.release})" for r in RELEASES)
+    who = ""
+    if needed_by:
+        more = f" and {len(needed_by) - 3} more" if len(needed_by) > 3 else ""
+        who = f", needed by {', '.join(needed_by[:3])}{more}"
+    raise NoRelease(
+        f"no release ships Python {python}{who}; releases give {shipped}. Supply a base with Python "
+        f"{python}, git and venv: monkeys images build --base-image {python}=IMAGE (a local image or a "
+        f"registry's, e.g. --base-image {python}=myregistry/python:{python}-slim)"
+    )
 
 
 def _digest(*parts: object) -> str:
@@ -37,8 +108,18 @@ class BaseSpec:
     python: str
 
     @property
+    def release(self) -> Release | None:
+        """The release a registry-free build of this base bootstraps, if one ships its Python."""
+        return next((r for r in RELEASES if r.python == self.python), None)
+
+    @property
     def name(self) -> str:
-        return f"monkeys/base:py{self.python}-{_digest(self.python, BASE_PACKAGES, template('base.Dockerfile'))}"
+        # The release is part of the name, so moving a version to another release rebuilds its base.
+        # (A base pulled from a registry or given with --base-image has the same name: its source is
+        # in its labels, and every source gives that Python with git and venv.)
+        release = self.release
+        made_from = (release.distribution.value, release.release, release.components) if release else None
+        return f"monkeys/base:py{self.python}-{_digest(self.python, BASE_PACKAGES, template('base.Dockerfile'), made_from)}"
 
 
 @dataclass(frozen=True)

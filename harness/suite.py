@@ -2,7 +2,8 @@
 
 Each repository is a patch series (``images/suite/repos/<name>/NNNN-*.patch``, as `git format-patch`
 writes it) replayed with `git am` under a fixed committer and the patches' own dates, so every
-commit hash, and so every task's base_commit, is the same on every machine. ``images/suite/tasks.toml``
+commit hash, and so every task's base_commit, is the same on every machine; its tags
+(``repos/<name>/tags.toml``) are made after, annotated ones at their commit's date. ``images/suite/tasks.toml``
 says which commit fixes each task; the rows in ``images/suite/tasks.jsonl`` are derived from both
 (`python -m harness.suite --write`), and a test checks that deriving again gives the same rows.
 """
@@ -68,10 +69,46 @@ def _patches(repo: str) -> list[Path]:
     return patches
 
 
+def _tags_file(repo: str) -> Path:
+    return REPOS_DIR / repo.split("/")[1] / "tags.toml"
+
+
+def tags(repo: str) -> dict[str, tuple[str, str]]:
+    """A bundled repo's tags (``repos/<name>/tags.toml``): name -> (patch stem it marks, message;
+    "" for a lightweight tag)."""
+    path = _tags_file(repo)
+    if not path.is_file():
+        return {}
+    stems = {p.stem for p in _patches(repo)}
+    made = {}
+    for name, spec in tomllib.loads(path.read_text()).get("tags", {}).items():
+        if spec.get("at") not in stems:
+            raise SuiteError(f"{path}: tag {name!r} is at {spec.get('at')!r}, which is not a patch of {repo}")
+        made[name] = (spec["at"], spec.get("message", ""))
+    return made
+
+
+def _make_tags(repo: str, path: Path) -> None:
+    """Tags made with fixed identities and dates, so an annotated tag's object hash is fixed too."""
+    shas = commits_by_patch(repo, path)
+    for name, (stem, message) in tags(repo).items():
+        commit = shas[stem]
+        if not message:
+            _git(path, "tag", name, commit)
+            continue
+        date = _git(path, "show", "-s", "--format=%ct %cz", commit).strip()
+        done = subprocess.run(["git", "-C", str(path), "tag", "-a", name, "-m", message, commit], capture_output=True,
+                              text=True, env={**os.environ, **GIT_ENV, "GIT_COMMITTER_DATE": date})
+        if done.returncode != 0:
+            raise SuiteError(f"git tag {name} in {path}: {done.stderr.strip()[-500:]}")
+
+
 def materialize(repo: str, root: Path | None = None) -> Path:
-    """A local git repository for a bundled repo, replayed once per content of its patch series."""
+    """A local git repository for a bundled repo, replayed once per content of its patch series and tags."""
     patches = _patches(repo)
-    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in patches)).hexdigest()[:12]
+    tags_file = _tags_file(repo)
+    tagged = tags_file.read_bytes() if tags_file.is_file() else b""
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in patches) + tagged).hexdigest()[:12]
     target = (root or cache_dir() / "suite-repos") / f"{repo.split('/')[1]}-{digest}"
     if (target / ".git" / "monkeys-complete").exists():
         return target
@@ -80,6 +117,7 @@ def materialize(repo: str, root: Path | None = None) -> Path:
     try:
         _git(work, "init", "-q", "-b", "main")
         _git(work, "am", "-q", "--committer-date-is-author-date", *map(str, patches))
+        _make_tags(repo, work)
         (work / ".git" / "monkeys-complete").write_text("\n".join(p.name for p in patches) + "\n")
         try:
             work.rename(target)

@@ -1,11 +1,16 @@
 """Task images: one builder, images named by a hash of their recipe, no registry required.
 
 Three layers, laid out like the official SWE-bench images:
-  base      Debian with python3, venv, git. Pulled as python:<version>-slim where a registry
-            answers; otherwise bootstrapped from Debian packages (debootstrap + docker import).
-  env       base + a venv at /opt/miniconda3/envs/testbed holding the recipe's packages, and a
+  base      Debian or Ubuntu with python3, venv, git. Made from an image given for its Python
+            (--base-image), else pulled as python:<version>-slim where a registry answers, else
+            bootstrapped from the packages of the release that ships that Python (RELEASES in
+            harness/image_names.py; debootstrap + docker import).
+  env       base + a self-contained prefix at /opt/miniconda3/envs/testbed (its own interpreter
+            binary and site-packages, as a conda env) holding a current pip/setuptools/wheel and the
+            recipe's packages; the host's CA bundle kept for every later step that reaches PyPI; a
             shim so the official `source /opt/miniconda3/bin/activate && conda activate testbed` works.
-  instance  env + the task's repository at base_commit in /testbed (history up to it, nothing later).
+  instance  env + the task's repository at base_commit in /testbed: its history and the tags on it
+            or its ancestors, nothing later.
 
 A name carries a digest of everything that determines the image (the recipe, the Dockerfile
 template, the parent's name), so a changed recipe rebuilds and an unchanged one is reused.
@@ -19,10 +24,10 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +36,19 @@ import docker
 import docker.errors
 
 from harness.containers import tar_bytes
-from harness.image_names import (BASE_PACKAGES, BaseSpec, EnvSpec, InstanceSpec, builds_here, image_name,
-                                 instance_spec, template)
+from harness.config import images_data
+from harness.image_names import (BASE_PACKAGES, BaseSpec, Distribution, EnvSpec, InstanceSpec, NoRelease, builds_here,
+                                 image_name, instance_spec, release_for, template)
 from harness.tasks import Task
 
-# Debian releases by the Python they ship: the only versions a registry-free base can have.
-DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+# A registry-free base is bootstrapped from the release that ships its Python: the table is
+# harness.image_names.RELEASES (a base's name depends on its release, so it lives with the names).
 DEFAULT_REGISTRY = "docker.io/library"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_MIRROR = Distribution.DEBIAN.default_mirror()
+DEFAULT_UBUNTU_MIRROR = Distribution.UBUNTU.default_mirror()  # this host's architecture's archive
 BUILD_STEP_TIMEOUT_S = 3 * 3600
 LABEL = "monkeys.image"  # every image monkeys builds carries it, with its kind as the value
+BUNDLE_REF = "refs/heads/monkeys-base"  # base_commit's ref inside a task's bundle, dropped once checked out
 
 
 class ImageKind(str, enum.Enum):
@@ -53,7 +61,8 @@ class BuildStatus(str, enum.Enum):
     REUSED = "reused"  # an image of that name (so that recipe) was already there
     BUILT = "built"
     PULLED = "pulled"  # the base came from a registry
-    BOOTSTRAPPED = "bootstrapped"  # the base was made from Debian packages
+    BOOTSTRAPPED = "bootstrapped"  # the base was made from a release's packages (debootstrap)
+    GIVEN = "given"  # the base was made from an image named with --base-image
     FAILED = "failed"
 
 
@@ -100,6 +109,20 @@ def host_ca_bundle() -> Path | None:
         return Path(certifi.where())
     except ImportError:
         return None
+
+
+ENV_FREEZE = "/opt/miniconda3/envs/testbed/monkeys-freeze.txt"  # `pip list --format=freeze` of the env
+TOOLS = ("pip", "setuptools", "wheel")
+
+
+def env_tools(freeze: str) -> dict[str, str]:
+    """The labels recording the env's pip, setuptools and wheel (``monkeys.pip`` ...), from its freeze."""
+    versions = {}
+    for line in freeze.splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            versions[name.strip().lower()] = version.strip()
+    return {f"monkeys.{tool}": versions.get(tool, "") for tool in TOOLS}
 
 
 def _proxy_buildargs() -> dict[str, str]:
@@ -161,6 +184,8 @@ class ImageBuilder:
         *,
         registry: str | None = DEFAULT_REGISTRY,
         mirror: str = DEFAULT_MIRROR,
+        ubuntu_mirror: str = DEFAULT_UBUNTU_MIRROR,
+        base_images: Mapping[str, str] | None = None,
         workers: int = 2,
         reporter: Reporter | None = None,
         log_dir: Path | None = None,
@@ -169,11 +194,12 @@ class ImageBuilder:
         self.repos = repos
         self.registry = registry
         self.mirror = mirror
+        self.mirrors = {Distribution.DEBIAN: mirror, Distribution.UBUNTU: ubuntu_mirror}
+        # Python version -> an image to make that version's base from, instead of pulling or bootstrapping.
+        self.base_images = dict(base_images or {})
         self.workers = max(1, workers)
         self.reporter = reporter or Reporter()
         self.log_dir = log_dir
-        self._repo_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -191,20 +217,27 @@ class ImageBuilder:
         bases = list(dict.fromkeys(s.env.base for s in specs))
         envs = list(dict.fromkeys(s.env for s in specs))
         broken: set[str] = set()
+        # Which tasks need each base, so a base that cannot be made names them.
+        needed_by: dict[str, list[str]] = {}
+        for s in specs:
+            needed_by.setdefault(s.env.base.python, []).append(s.instance_id)
         for base in bases:
-            result = self._ensure(base.name, ImageKind.BASE, lambda b=base: self._make_base(b))
+            result = self.make_base(base, tuple(needed_by[base.python]))
             report.results.append(result)
             if result.status is BuildStatus.FAILED:
                 broken.add(base.name)
-        for env in envs:
+
+        # Every base is made before any env; envs are then built side by side, each failure
+        # isolated to its own instances.
+        def one_env(env: EnvSpec) -> ImageResult:
             if env.base.name in broken:
-                report.results.append(self._skipped(env.name, ImageKind.ENV, env.base.name))
-                broken.add(env.name)
-                continue
-            result = self._ensure(env.name, ImageKind.ENV, lambda e=env: self._make_env(e))
-            report.results.append(result)
-            if result.status is BuildStatus.FAILED:
-                broken.add(env.name)
+                return self._skipped(env.name, ImageKind.ENV, env.base.name)
+            return self._ensure(env.name, ImageKind.ENV, lambda: self._make_env(env))
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            env_results = list(pool.map(one_env, envs))
+        report.results.extend(env_results)
+        broken.update(r.name for r in env_results if r.status is BuildStatus.FAILED)
 
         def one(spec: InstanceSpec) -> ImageResult:
             if spec.env.name in broken:
@@ -217,6 +250,10 @@ class ImageBuilder:
         with ThreadPoolExecutor(self.workers) as pool:
             report.results.extend(pool.map(one, specs))
         return report
+
+    def make_base(self, spec: BaseSpec, needed_by: tuple[str, ...] = ()) -> ImageResult:
+        """One base image, made (or reused) on its own; ``needed_by`` (instance ids) is named if it cannot be."""
+        return self._ensure(spec.name, ImageKind.BASE, lambda: self._make_base(spec, needed_by))
 
     def exists(self, name: str) -> bool:
         return image_exists(self.client, name)
@@ -270,46 +307,75 @@ class ImageBuilder:
         self.reporter.done(result)
         return result
 
-    def _make_base(self, spec: BaseSpec) -> BuildStatus:
+    def _make_base(self, spec: BaseSpec, needed_by: tuple[str, ...] = ()) -> BuildStatus:
+        """A base from, in order: the image given for its Python (--base-image), the registry's
+        python:<version>-slim, or the packages of the release that ships its Python (debootstrap)."""
         labels = {LABEL: ImageKind.BASE.value, "monkeys.python": spec.python}
+        given = self.base_images.get(spec.python)
+        if given:
+            self._from_image(spec, given, labels)
+            return BuildStatus.GIVEN
         pull_error = ""
         if self.registry:
             source = f"{self.registry}/python:{spec.python}-slim"
             try:
                 self._pull(spec.name, source)
-                dockerfile = template("base.Dockerfile").format(source=source)
+                dockerfile = template("base.Dockerfile").format(source=source, check="")
                 self._docker_build(spec.name, dockerfile, {}, {**labels, "monkeys.source": f"pull:{source}"})
                 return BuildStatus.PULLED
             except (ImageBuildError, docker.errors.DockerException) as err:
                 pull_error = _first_line(err)
-                self.reporter.line(spec.name, f"no registry base ({pull_error}); bootstrapping from Debian packages")
-        self._debootstrap(spec, labels, pull_error)
+                self.reporter.line(spec.name, f"no registry base ({pull_error}); bootstrapping from a release's packages")
+        self._debootstrap(spec, labels, pull_error, needed_by)
         return BuildStatus.BOOTSTRAPPED
 
+    def _from_image(self, spec: BaseSpec, given: str, labels: dict[str, str]) -> None:
+        """The base made from an image the user named for its Python: used as it is where it is here,
+        else pulled; git, venv etc. are added where missing, and its python3 must be that version."""
+        if not self.exists(given):
+            self._pull(spec.name, given)
+        # A user's image is the one source whose Python is not known in advance: check it, so a
+        # wrong image fails here, naming itself, rather than in some task's tests.
+        want = spec.python
+        check = (f"RUN python3 -c \"import sys; v = '%d.%d' % sys.version_info[:2]; "
+                 f"sys.exit(0 if v == '{want}' else 'python3 in {given} is Python ' + v + ', not {want} (--base-image {want}={given})')\"")
+        dockerfile = template("base.Dockerfile").format(source=given, check=check)
+        self._docker_build(spec.name, dockerfile, {}, {**labels, "monkeys.source": f"image:{given}"})
+
     def _pull(self, name: str, source: str) -> None:
-        repository, _, tag = source.rpartition(":")
+        # "host:5000/python" has a colon but no tag: only a colon after the last slash starts one.
+        repository, sep, tag = source.rpartition(":")
+        if not sep or "/" in tag:
+            repository, tag = source, "latest"
         for event in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
             if "error" in event:
                 raise ImageBuildError(name, f"pull {source}", event["error"])
             if event.get("status"):
                 self.reporter.line(name, f"pull {source}: {event['status']} {event.get('progress', '')}")
 
-    def _debootstrap(self, spec: BaseSpec, labels: dict[str, str], pull_error: str) -> None:
+    def _debootstrap(self, spec: BaseSpec, labels: dict[str, str], pull_error: str, needed_by: tuple[str, ...] = ()) -> None:
         name = spec.name
-        suite = DEBIAN_SUITES.get(spec.python)
         why = f" (pulling failed: {pull_error})" if pull_error else ""
-        if suite is None:
-            known = ", ".join(sorted(DEBIAN_SUITES))
-            raise ImageBuildError(name, "debootstrap", f"no Debian release ships Python {spec.python} (have {known}){why}")
+        try:
+            release = release_for(spec.python, needed_by)
+        except NoRelease as err:
+            raise ImageBuildError(name, "choose a release", f"{err}{why}") from None
         if os.geteuid() != 0 or not shutil.which("debootstrap"):
             raise ImageBuildError(
                 name, "debootstrap",
                 f"building a base without a registry needs root and debootstrap (apt-get install debootstrap){why}",
             )
+        mirror = self.mirrors[release.distribution]
+        cmd = ["debootstrap", "--variant=minbase", f"--components={','.join(release.components)}",
+               f"--include={','.join(BASE_PACKAGES)}"]
+        if release.distribution is Distribution.UBUNTU:
+            # Debian's debootstrap checks Ubuntu's Release files against Ubuntu's archive keys, which
+            # Debian no longer packages: monkeys ships them (ubuntu-keyring's 2012 and 2018 archive keys).
+            cmd.append(f"--keyring={images_data('env', 'ubuntu-archive-keyring.gpg')}")
         work = Path(tempfile.mkdtemp(prefix="monkeys-base-", dir=os.environ.get("MONKEYS_TMP")))
         try:
             rootfs = work / "rootfs"
-            cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(rootfs), self.mirror]
+            cmd += [release.release, str(rootfs), mirror, *([release.script] if release.script else [])]
             self._stream_process(name, "debootstrap", cmd)
             # Package caches and docs are dead weight in every container.
             for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
@@ -317,7 +383,10 @@ class ImageBuilder:
             tarball = work / "rootfs.tar"
             self._stream_process(name, "tar", ["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
             repository, _, tag = name.rpartition(":")
-            all_labels = {**labels, "monkeys.source": f"debootstrap:{suite}"}
+            all_labels = {
+                **labels, "monkeys.source": f"debootstrap:{release.release}",
+                "monkeys.distribution": release.distribution.value, "monkeys.release": release.release,
+            }
             changes = [
                 "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8",
                 'CMD ["bash"]',
@@ -335,45 +404,81 @@ class ImageBuilder:
         files = {
             "activate": template("activate").encode(),
             "requirements.txt": "".join(f"{p}\n" for p in spec.packages).encode(),
-            # An empty bundle leaves pip on the image's own CAs.
+            # An empty bundle leaves the image on its own CAs (the template copies those instead).
             "ca.pem": ca.read_bytes() if ca else b"",
         }
         dockerfile = template("env.Dockerfile").format(base=spec.base.name) + (spec.dockerfile.strip() + "\n" if spec.dockerfile else "")
         labels = {LABEL: ImageKind.ENV.value, "monkeys.packages": json.dumps(list(spec.packages))}
-        if not ca:
-            dockerfile = dockerfile.replace("PIP_CERT=/tmp/monkeys-env/ca.pem ", "")
-        self._docker_build(spec.name, dockerfile, files, labels)
+        # Built under a stage tag first: the tools' versions are known only once pip has run, and the
+        # final name appears only with them in its labels (a build stopped in between is never reused).
+        stage = f"{spec.name}-unlabelled"
+        self._docker_build(stage, dockerfile, files, labels)
+        try:
+            tools = env_tools(self._read_file(stage, ENV_FREEZE))
+            self._docker_build(spec.name, f"FROM {stage}\n", {}, {**labels, **tools})
+        finally:
+            self.client.images.remove(stage, noprune=True)
         return BuildStatus.BUILT
 
+    def _read_file(self, image: str, path: str) -> str:
+        """A file's text from an image, read from a created (never started) container."""
+        container = self.client.containers.create(image, command=["true"], network_disabled=True)
+        try:
+            chunks, _ = container.get_archive(path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                member = tar.next()
+                extracted = tar.extractfile(member) if member else None
+                if extracted is None:
+                    raise ImageBuildError(image, f"read {path}", "not a regular file")
+                return extracted.read().decode()
+        except docker.errors.NotFound:
+            raise ImageBuildError(image, f"read {path}", "the environment step did not write it") from None
+        finally:
+            container.remove(force=True)
+
     def _make_instance(self, spec: InstanceSpec) -> BuildStatus:
-        ref = f"refs/monkeys/{spec.commit}"
         with tempfile.TemporaryDirectory(prefix="monkeys-ctx-") as tmp:
             bundle = Path(tmp) / "repo.bundle"
-            self._bundle(spec, ref, bundle)
+            self._bundle(spec, bundle, Path(tmp))
             install = f"RUN {spec.install}" if spec.install else ""
-            dockerfile = template("instance.Dockerfile").format(env=spec.env.name, ref=ref, commit=spec.commit, install=install)
+            dockerfile = template("instance.Dockerfile").format(env=spec.env.name, ref=BUNDLE_REF, commit=spec.commit, install=install)
             labels = {LABEL: ImageKind.INSTANCE.value, "monkeys.instance": spec.instance_id, "monkeys.commit": spec.commit}
             self._docker_build(spec.name, dockerfile, {"repo.bundle": bundle.read_bytes()}, labels, spec.instance_id)
         return BuildStatus.BUILT
 
-    def _bundle(self, spec: InstanceSpec, ref: str, out: Path) -> None:
+    def _bundle(self, spec: InstanceSpec, out: Path, scratch_dir: Path) -> None:
+        """A bundle of the repository as the official images have it: base_commit's history and every
+        tag whose commit is base_commit or an ancestor of it (setuptools_scm projects read their
+        version from those), nothing later. The refs are made in a scratch repository that borrows
+        the mirror's objects (git alternates), so the mirror itself is only read, never written."""
         try:
-            repo = self.repos(spec.repo)
-        except (KeyError, FileNotFoundError, ValueError) as err:
+            repo = Path(self.repos(spec.repo)).resolve()
+        except (KeyError, FileNotFoundError, ValueError, TypeError) as err:
             raise ImageBuildError(spec.name, "locate repository", f"no local repository for {spec.repo}: {err}", spec.instance_id) from None
-        with self._repo_lock(str(repo)):
-            for cmd, step in (
-                (["git", "-C", str(repo), "update-ref", ref, spec.commit], "find base_commit"),
-                (["git", "-C", str(repo), "bundle", "create", "-q", str(out), ref], "git bundle"),
-            ):
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    cause = f"{spec.repo} at {repo}: {done.stderr.strip()[-400:]}"
-                    raise ImageBuildError(spec.name, step, cause, spec.instance_id)
 
-    def _repo_lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._repo_locks.setdefault(key, threading.Lock())
+        def git(step: str, where: Path, *args: str, stdin: str | None = None) -> str:
+            done = subprocess.run(["git", "-C", str(where), *args], input=stdin, capture_output=True, text=True)
+            if done.returncode != 0:
+                cause = f"{spec.repo} at {repo}: {done.stderr.strip()[-400:] or f'git {args[0]} exited {done.returncode}'}"
+                raise ImageBuildError(spec.name, step, cause, spec.instance_id)
+            return done.stdout
+
+        found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{spec.commit}^{{commit}}"],
+                               capture_output=True, text=True)
+        if found.returncode != 0:
+            cause = f"{spec.repo} at {repo} has no commit {spec.commit}; fetch it into that repository (or give another with --repo-mirror)"
+            raise ImageBuildError(spec.name, "find base_commit", cause, spec.instance_id)
+        commit = found.stdout.strip()
+        tags = git("find tags", repo, "for-each-ref", f"--merged={commit}", "--format=%(objectname) %(refname)", "refs/tags")
+        common = Path(git("find the object store", repo, "rev-parse", "--git-common-dir").strip())
+        objects = (common if common.is_absolute() else repo / common).resolve() / "objects"
+        scratch = scratch_dir / "scratch.git"
+        git("git init", scratch_dir, "init", "-q", "--bare", str(scratch))
+        (scratch / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+        refs = [f"create {BUNDLE_REF} {commit}"]
+        refs += [f"create {ref} {sha}" for sha, _, ref in (line.partition(" ") for line in tags.splitlines()) if ref]
+        git("set refs", scratch, "update-ref", "--stdin", stdin="\n".join(refs) + "\n")
+        git("git bundle", scratch, "bundle", "create", "-q", str(out), "--all")
 
     # -- the one place that runs `docker build` ----------------------------------------------
 

@@ -78,11 +78,18 @@ def check_images(client: docker.DockerClient, tasks: list[Task]) -> list[Check]:
     checks = []
     for base in bases:
         ok = present(base.name)
-        how = "pulled where a registry answers, else built from Debian packages (needs root and debootstrap)"
+        release = base.release
+        if release is not None:
+            how = (f"pulled where a registry answers, else built from {release.distribution.value} {release.release}'s "
+                   "packages (needs root and debootstrap)")
+            fix_with = "monkeys images build"
+        else:
+            how = f"no release ships Python {base.python}: pulled where a registry answers, else give one"
+            fix_with = f"monkeys images build --base-image {base.python}=IMAGE"
         checks.append(Check(
             f"base image py{base.python}", CheckStatus.OK if ok else CheckStatus.WARN,
             base.name if ok else f"{base.name} missing; {how}",
-            "" if ok else "monkeys images build",
+            "" if ok else fix_with,
         ))
     missing = [t for t in tasks if not present(image_name(t))]
     detail = f"{len(tasks) - len(missing)} of {len(tasks)} present"
@@ -118,7 +125,8 @@ def check_debootstrap(fix: bool, say=print) -> Check:
         except InstallError as err:
             return Check("debootstrap", CheckStatus.FAIL, str(err), "apt-get install debootstrap (as root)")
     if shutil.which("debootstrap"):
-        return Check("debootstrap", CheckStatus.OK, "bases can be built from Debian packages where no registry answers")
+        return Check("debootstrap", CheckStatus.OK,
+                     "bases can be built from Debian or Ubuntu packages where no registry answers")
     return Check("debootstrap", CheckStatus.WARN, "not installed: a base cannot be built where no registry answers",
                  "apt-get install debootstrap (as root)")
 

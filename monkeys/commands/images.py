@@ -3,7 +3,9 @@ fetched ahead of a run."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -13,8 +15,8 @@ from rich.table import Table
 
 from harness import engine
 from harness.config import cache_dir
-from harness.image_names import image_name
-from images.build import DEFAULT_MIRROR, DEFAULT_REGISTRY, ImageBuilder
+from harness.image_names import RELEASES, Distribution, image_name
+from images.build import DEFAULT_MIRROR, DEFAULT_REGISTRY, DEFAULT_UBUNTU_MIRROR, ImageBuilder
 from images.mirrors import Mirrors
 from images.pull import PullStatus, pull_images
 from images.recipes import read_recipes, with_recipes
@@ -33,6 +35,7 @@ def cmd_images_build(args) -> int:
     with progress_bars() as progress:
         display = BuildDisplay(progress, total=len(tasks) + 2 * len({t.env_recipe for t in tasks}))
         builder = ImageBuilder(client, Mirrors(args.repo_mirror), registry=registry, mirror=args.mirror,
+                               ubuntu_mirror=args.ubuntu_mirror, base_images=dict(args.base_image),
                                workers=args.workers, reporter=display, log_dir=cache_dir() / "build-logs")
         report = builder.build(tasks)
         progress.update(display.bar, total=len(report.results), completed=len(report.results))
@@ -75,6 +78,20 @@ def cmd_images_pull(args) -> int:
     return 1 if bad else 0
 
 
+def _shipped(distribution: Distribution) -> str:
+    return ", ".join(r.python for r in RELEASES if r.distribution is distribution)
+
+
+def base_image_option(text: str) -> tuple[str, str]:
+    """``--base-image PYTHON=IMAGE`` as (python, image); a malformed one is refused before any build."""
+    python, sep, image = text.partition("=")
+    python, image = python.strip(), image.strip()
+    if not sep or not re.fullmatch(r"\d+\.\d+", python) or not image:
+        raise argparse.ArgumentTypeError(
+            f"--base-image {text!r}: expected PYTHON=IMAGE with a major.minor version, e.g. 3.7=python:3.7-slim")
+    return python, image
+
+
 def add_parsers(commands, shared: SharedOptions) -> None:
     """``images build`` and ``images pull``."""
     images = commands.add_parser("images", help="build or pull task images")
@@ -83,10 +100,18 @@ def add_parsers(commands, shared: SharedOptions) -> None:
         "build", parents=[shared.workers, shared.task_set, shared.json],
         help="build (or reuse) every image the tasks need: base, environment, one per task")
     p.add_argument("--registry", default=os.environ.get("MONKEYS_REGISTRY", DEFAULT_REGISTRY),
-                   help="where python:<version>-slim bases are pulled from, or 'none' to build them from Debian "
-                        f"packages (default: $MONKEYS_REGISTRY or {DEFAULT_REGISTRY})")
+                   help="where python:<version>-slim bases are pulled from, or 'none' to build them from the packages "
+                        f"of the Debian or Ubuntu release that ships their Python (default: $MONKEYS_REGISTRY or {DEFAULT_REGISTRY})")
     p.add_argument("--mirror", default=os.environ.get("MONKEYS_DEBIAN_MIRROR", DEFAULT_MIRROR),
-                   help=f"Debian mirror for registry-free bases (default: $MONKEYS_DEBIAN_MIRROR or {DEFAULT_MIRROR})")
+                   help=f"Debian mirror for registry-free bases of the Pythons Debian ships ({_shipped(Distribution.DEBIAN)}) "
+                        f"(default: $MONKEYS_DEBIAN_MIRROR or {DEFAULT_MIRROR})")
+    p.add_argument("--ubuntu-mirror", default=os.environ.get("MONKEYS_UBUNTU_MIRROR", DEFAULT_UBUNTU_MIRROR),
+                   help=f"Ubuntu mirror for registry-free bases of the Pythons Ubuntu ships ({_shipped(Distribution.UBUNTU)}) "
+                        f"(default: $MONKEYS_UBUNTU_MIRROR or, on this host, {DEFAULT_UBUNTU_MIRROR})")
+    p.add_argument("--base-image", type=base_image_option, action="append", default=[], metavar="PYTHON=IMAGE",
+                   help="make the base of this Python version from IMAGE (a local image or a registry's) instead of "
+                        "pulling or bootstrapping one; git and venv are added where missing. Repeatable. The way to "
+                        "build for a Python no release ships (e.g. 3.7=myregistry/python:3.7-slim)")
     p.add_argument("--recipes", type=Path, default=None, metavar="FILE",
                    help="environment recipes per repo and version (TOML) for tasks that have no image of their own: "
                         "the images are built from them and tagged with the official names")
