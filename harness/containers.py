@@ -5,7 +5,8 @@ A container idles (``sleep infinity``) while commands run in it as execs, each u
 ``timeout``, which signals the command's whole process group, then kills whatever left the group
 (``kill_others``), and, as a backstop, a host-side deadline that kills the container. Execs cost about 50 ms here, far less than a container, so one
 container serves every step of an evaluation. No host environment variable enters a container: only
-the image's own ENV and what a caller passes explicitly. Every container drops the capabilities no
+the image's own ENV, what a caller passes explicitly and, while a container is on the network, the
+variables pointing at the host's CA bundle where its image names none (harness/tls.py). Every container drops the capabilities no
 test run or attempt needs and may not gain privileges (setuid binaries included), and what a command
 prints is read back capped, its head and tail kept.
 """
@@ -26,6 +27,8 @@ from dataclasses import dataclass, replace
 
 import docker
 import docker.errors
+
+from harness.tls import CONTAINER_CA_PATH, ca_environment, host_ca_bundle, image_env
 
 RUN_LABEL = "monkeys.run"
 OWNER_LABEL = "monkeys.owner"  # "<host>:<pid>" of the process that made it, so leftovers can be reaped
@@ -173,9 +176,12 @@ class HeadTail:
 class Container:
     """One running container; made by ``ContainerRuntime.open``, which removes it."""
 
-    def __init__(self, handle, client: docker.DockerClient):
+    def __init__(self, handle, client: docker.DockerClient, network_env: dict[str, str] | None = None):
         self.handle = handle
         self.client = client
+        self.network_env = dict(network_env or {})
+        """Variables every command gets while the container is on the network (the host's CA bundle
+        for an image without its own, harness/tls.py); emptied when it leaves the network."""
 
     @property
     def id(self) -> str:
@@ -188,6 +194,7 @@ class Container:
 
     def disconnect_network(self) -> None:
         """Take the container off every network it is on (a step that needed the network is done)."""
+        self.network_env = {}  # what runs offline runs as the image alone has it
         self.handle.reload()
         for name in (self.handle.attrs.get("NetworkSettings") or {}).get("Networks") or {}:
             self.client.api.disconnect_container_from_network(self.handle.id, name, force=True)
@@ -233,7 +240,8 @@ class Container:
         output is read as it comes and capped at OUTPUT_CAP (head and tail kept)."""
         started = time.monotonic()
         api = self.client.api
-        exec_id = api.exec_create(self.handle.id, argv, workdir=workdir, environment=environment or {})["Id"]
+        env = {**self.network_env, **(environment or {})}
+        exec_id = api.exec_create(self.handle.id, argv, workdir=workdir, environment=env)["Id"]
         sock = api.exec_start(exec_id, socket=True)
         raw = getattr(sock, "_sock", sock)
         out = HeadTail(OUTPUT_CAP)
@@ -272,6 +280,14 @@ class ContainerRuntime:
         self.run = run
         self.limits = limits
         self.owner = self.owner_label()
+        self._host_ca: bytes | None = None  # read once, on the first container with the network
+
+    def host_ca(self) -> bytes:
+        """The bytes of the host's CA bundle (empty where it has none)."""
+        if self._host_ca is None:
+            path = host_ca_bundle()
+            self._host_ca = path.read_bytes() if path else b""
+        return self._host_ca
 
     @staticmethod
     def owner_label() -> str:
@@ -284,8 +300,18 @@ class ContainerRuntime:
         """A fresh running container from ``image``, removed on leaving the block, whatever happens.
 
         ``files`` land under /monkeys/ before it starts. It keeps only KEPT_CAPABILITIES, and
-        no-new-privileges stops setuid binaries and file capabilities from adding any back.
+        no-new-privileges stops setuid binaries and file capabilities from adding any back. With
+        ``network``, an image that names no CA bundle of its own (PIP_CERT) gets the host's at
+        CONTAINER_CA_PATH, and its commands the variables pointing there while it stays on the
+        network, so pip and the rest work behind a TLS-intercepting proxy as in monkeys' own images.
         """
+        network_env: dict[str, str] = {}
+        if network:
+            env = image_env((self.client.images.get(image).attrs.get("Config") or {}).get("Env"))
+            ca = self.host_ca()
+            network_env = ca_environment(env) if ca else {}
+            if network_env:
+                files = {**(files or {}), CONTAINER_CA_PATH.removeprefix("/monkeys/"): ca}
         handle = self.client.containers.create(
             image,
             command=["sleep", "infinity"],
@@ -302,7 +328,7 @@ class ContainerRuntime:
             detach=True,
         )
         try:
-            container = Container(handle, self.client)
+            container = Container(handle, self.client, network_env)
             if files:
                 container.put_files(files)
             handle.start()
