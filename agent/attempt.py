@@ -12,6 +12,7 @@ attempt an infrastructure error, which is redone on resume and never scored.
 from __future__ import annotations
 
 import enum
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -176,7 +177,8 @@ class AttemptOutcome:
     seed: int
     exit_reason: ExitReason
     patch: str | None
-    """The diff against base_commit (possibly empty); None for infrastructure errors."""
+    """The diff from the tree the container started with to the tree it ended with (possibly empty);
+    None for infrastructure errors."""
     usage: Usage
     dollars: float
     steps: int
@@ -186,6 +188,9 @@ class AttemptOutcome:
     container_seconds: float
     error: str = ""
     trajectory: list[dict[str, Any]] = field(default_factory=list)
+    patch_base: str = ""
+    """What the patch is a diff against: the id of the tree the container started with, or
+    base_commit when that tree could not be read (the error field says why)."""
 
     @property
     def infra_error(self) -> bool:
@@ -213,34 +218,41 @@ def run_attempt(*, runtime: ContainerRuntime, image: str, task: Task, index: int
     meter = Meter(limits, price, share, abort)
     ctx: Context | None = None
     reason, patch, error = ExitReason.INFRA_ERROR, None, ""
+    patch_base = task.base_commit
     try:
         with runtime.open(image, kind="attempt", labels={"monkeys.attempt": f"{task.instance_id}#{index}"},
                           files={"agent.gitignore": "\n".join(_JUNK) + "\n"}) as container:
             started = time.monotonic()
+            # Before the model acts: what the image starts with (pre_install edits committed on top
+            # of base_commit or left uncommitted, files its install step left) is not its work.
+            start_tree, note = _snapshot_start(container)
+            patch_base = start_tree or task.base_commit
             session = ShellSession(container, output_limit=limits.output_chars)
-            # Files the image already had untracked are not the model's work.
-            session.run(f"cd {REPO_DIR} && git ls-files --others --exclude-standard >> .git/info/exclude", 30)
             meter.container_seconds += time.monotonic() - started
             ctx = Context(task, index, seed, model, session, templates, limits, meter)
+            if note:
+                error = note
+                ctx.log("system", note)
             try:
                 reason = scaffold.run(ctx)
             except AttemptOver as over:
-                reason, error = over.reason, str(over)
+                reason, error = over.reason, _joined(error, str(over))
                 ctx.log("system", f"attempt ended: {reason.value}: {over}")
             except RequestRefused as refused:
                 # One request's failure ends this attempt only: it is finished (judged with its diff,
                 # not redone), with the error in its trajectory; the run's other attempts go on.
-                reason, error = ExitReason(refused.kind), str(refused)
+                reason, error = ExitReason(refused.kind), _joined(error, str(refused))
                 meter.usage = meter.usage + refused.usage
                 if isinstance(price, TokenPrice):
                     meter.token_dollars += token_cost(refused.usage, price)
                 ctx.log("system", f"attempt ended: {reason.value}: {refused}")
             except SessionError as broken:
-                reason, error = _broken_or_infra(container, broken)
+                reason, why = _broken_or_infra(container, broken)
+                error = _joined(error, why)
             if reason is not ExitReason.INFRA_ERROR:
-                patch, extra = _collect_patch(container, task.base_commit)
+                patch, extra = _collect_patch(container, patch_base)
                 if patch is None:
-                    reason, error = ExitReason.ENVIRONMENT_BROKEN, (error + "; " if error else "") + extra
+                    reason, error = ExitReason.ENVIRONMENT_BROKEN, _joined(error, extra)
                     patch = ""
             session.close()
     except _INFRA as err:
@@ -250,7 +262,12 @@ def run_attempt(*, runtime: ContainerRuntime, image: str, task: Task, index: int
     return AttemptOutcome(
         task.instance_id, index, seed, reason, patch, meter.usage, meter.dollars, meter.calls, meter.retries,
         meter.wall_seconds, meter.model_seconds, meter.container_seconds, error,
-        ctx.trajectory if ctx else [])
+        ctx.trajectory if ctx else [], patch_base)
+
+
+def _joined(*notes: str) -> str:
+    """The attempt's error field: every note that applies, in the order they arose."""
+    return "; ".join(n for n in notes if n)
 
 
 def _broken_or_infra(container, err: SessionError) -> tuple[ExitReason, str]:
@@ -264,11 +281,41 @@ def _broken_or_infra(container, err: SessionError) -> tuple[ExitReason, str]:
     return (ExitReason.ENVIRONMENT_BROKEN if running else ExitReason.INFRA_ERROR), str(err)
 
 
-def _collect_patch(container, base_commit: str) -> tuple[str | None, str]:
-    """``git add -A && git diff --cached --binary <base_commit>``, so new files are kept."""
+# The start tree is written from a copy of the index, so the repository's own index and HEAD stay
+# as the image left them: the model sees the same `git status` and `git diff` the image gives.
+_START_INDEX = "/tmp/monkeys-start.index"
+_TREE_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _snapshot_start(container) -> tuple[str | None, str]:
+    """(The id of the tree the container starts with, ""), or (None, why) when it cannot be read.
+
+    The tree is what ``git add -A`` would stage now, with the excludes `_collect_patch` uses: so an
+    image whose tree differs from base_commit (pre_install edits, committed or not; untracked files
+    from its install step) gives the model's changes alone, a patch that applies to that image.
+    """
+    on_copy = f"GIT_INDEX_FILE={_START_INDEX}"
+    # A repository with no index yet starts from an empty one: every file is then staged afresh.
+    command = (f"cd {REPO_DIR} && {{ index=$(git rev-parse --git-path index) && rm -f {_START_INDEX} "
+               f"&& {{ [ ! -e \"$index\" ] || cp \"$index\" {_START_INDEX}; }} "
+               f"&& {on_copy} git -c core.excludesFile=/monkeys/agent.gitignore add -A "
+               f"&& {on_copy} git write-tree; }} 2>/tmp/monkeys-git.err; status=$?; rm -f {_START_INDEX}; "
+               f"exit $status")
+    result = container.exec(command, timeout=120)
+    tree = result.output.strip()
+    if result.exit_code == 0 and _TREE_ID.fullmatch(tree):
+        return tree, ""
+    why = container.exec("tail -c 500 /tmp/monkeys-git.err", timeout=10).output.strip() or tree[-500:]
+    return None, (f"reading the starting tree failed (exit {result.exit_code}): {why}; the patch is a diff "
+                  "against base_commit, and holds whatever the image changed on top of it")
+
+
+def _collect_patch(container, base: str) -> tuple[str | None, str]:
+    """``git add -A && git diff --cached --binary <base>``, so new files are kept; ``base`` is a
+    tree or a commit."""
     # stderr apart: a git warning must not end up inside the patch.
     command = (f"cd {REPO_DIR} && {{ git -c core.excludesFile=/monkeys/agent.gitignore add -A "
-               f"&& git -c core.quotepath=off diff --cached --binary {base_commit}; }} 2>/tmp/monkeys-git.err")
+               f"&& git -c core.quotepath=off diff --cached --binary {base}; }} 2>/tmp/monkeys-git.err")
     result = container.exec(command, timeout=120)
     if result.exit_code != 0:
         why = container.exec("tail -c 500 /tmp/monkeys-git.err", timeout=10).output
