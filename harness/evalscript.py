@@ -35,7 +35,7 @@ class ApplyMethod(str, enum.Enum):
     """How a candidate patch went in. Values are the commands, exactly as swebench 5.0.2's harness runs
     them; names are what the evaluation cache and reports record."""
 
-    EMPTY = "nothing to apply"  # an empty or missing patch: the tests run on base_commit
+    EMPTY = "nothing to apply"  # an empty or missing patch: the tests run on the image's starting tree
     GIT_APPLY = "git apply --verbose"
     GIT_APPLY_3WAY = "git apply --verbose --3way"
     # Tried, as upstream does, though it is hardly ever what works: --reject exits non-zero whenever
@@ -117,16 +117,34 @@ _PRISTINE = ("git reset -q; git checkout -- . ; git clean -fd; "
              "[ -s /monkeys/added.txt ] && xargs -a /monkeys/added.txt -d '\\n' rm -f --; "
              "git ls-files -z --others --ignored --exclude-standard -- '*.rej' '*.orig' | xargs -0r rm -f --")
 
+# An image's tree may start away from HEAD (pre_install edits left uncommitted, files its install step
+# left untracked), and a sampled patch is a diff from that starting tree (agent/attempt.py). The reset
+# above goes to HEAD, so each retry would run without them; instead it goes on to the starting tree,
+# saved before the first try as agent/attempt.py saves it: written from a copy of the index, so the
+# real index and HEAD stay as the image left them. `read-tree --reset -u` also deletes what HEAD has
+# and the start had not (uncommitted deletions); `git reset` then puts the index back at HEAD, so the
+# restored changes are again unstaged edits and untracked files (so `--3way`, which patches the index
+# too, refuses a file the start had changed or added: it does not match the index; `patch` still
+# takes it). Without a snapshot, retries start from HEAD, as upstream's do.
+_START_INDEX = "/tmp/monkeys-apply-start.index"
+_SNAPSHOT = (f"start=$({{ index=$(git rev-parse --git-path index) && rm -f {_START_INDEX} "
+             f"&& {{ [ ! -e \"$index\" ] || cp \"$index\" {_START_INDEX}; }} "
+             f"&& GIT_INDEX_FILE={_START_INDEX} git add -A && GIT_INDEX_FILE={_START_INDEX} git write-tree; }} 2>/dev/null); "
+             f"rm -f {_START_INDEX} 2>/dev/null; "
+             "[ -n \"$start\" ] || echo 'monkeys: reading the starting tree failed; retries start from HEAD'")
+_TO_START = '[ -z "$start" ] || { git read-tree --reset -u "$start"; git reset -q; }'
+
 
 def apply_script() -> str:
     """The apply step: swebench 5.0.2's, run in the container. Each of ApplyMethod.tries() in turn on
-    a pristine tree; if none worked, `git apply --check --reverse` on the tree the last try left
+    the tree the container started with (a retry first undoes what the try before it did, and goes
+    back to that tree); if none worked, `git apply --check --reverse` on the tree the last try left
     accepts a patch that is already in. Exits with the status applied_method() reads."""
     patch = f"/monkeys/{CANDIDATE}"
-    lines = ["cd /testbed", f"[ -s {patch} ] || exit {_APPLIED_BASE}"]
+    lines = ["cd /testbed", f"[ -s {patch} ] || exit {_APPLIED_BASE}", _SNAPSHOT]
     for attempt, method in enumerate(ApplyMethod.tries()):
         if attempt:
-            lines.append(_PRISTINE)
+            lines.append(f"{_PRISTINE}; {_TO_START}")
         lines.append(f"{method.value} {patch} 2>&1 && exit {_exit_status(method)}")
     lines.append(f"{ApplyMethod.ALREADY_APPLIED.value} {patch} 2>&1 && exit {_exit_status(ApplyMethod.ALREADY_APPLIED)}")
     lines.append("exit 1")
