@@ -128,12 +128,17 @@ class EnvSpec:
     packages: tuple[str, ...]
     dockerfile: str = ""
     """The recipe's own Dockerfile lines, run after the packages are installed."""
+    best_effort: tuple[str, ...] = ()
+    as_of: str = ""
 
     @property
     def name(self) -> str:
-        # The fragment enters the digest only when there is one, so existing names stay the same.
-        extra = (self.dockerfile,) if self.dockerfile else ()
-        digest = _digest(self.base.name, self.packages, template("env.Dockerfile"), template("activate"), *extra)
+        # Optional parts enter the digest only when set, so names without them stay the same.
+        extra = [self.dockerfile] if self.dockerfile else []
+        if self.best_effort or self.as_of:
+            extra += [list(self.best_effort), self.as_of]
+        digest = _digest(self.base.name, self.packages, template("env.Dockerfile"), template("activate"),
+                         template("env-packages.sh"), *extra)
         return f"monkeys/env:py{self.base.python}-{digest}"
 
 
@@ -144,13 +149,17 @@ class InstanceSpec:
     commit: str
     env: EnvSpec
     install: str = ""
+    setup: tuple[str, ...] = ()
+    """Commands run in /testbed before ``install``; their edits are committed (the starting tree)."""
     alias: str | None = None
     """The row's own image name (an official one, for recipes standing in for official images): the
     built image is tagged with it too, so commands without the recipes find it."""
 
     @property
     def name(self) -> str:
-        digest = _digest(self.env.name, self.repo, self.commit, self.install, template("instance.Dockerfile"))
+        extra = [list(self.setup)] if self.setup else []
+        digest = _digest(self.env.name, self.repo, self.commit, self.install, template("instance.Dockerfile"),
+                         template("instance-setup.sh"), *extra)
         return f"monkeys/task.{docker_safe(self.instance_id)}:{digest}"
 
 
@@ -164,8 +173,9 @@ def instance_spec(task: Task) -> InstanceSpec:
     if task.env_recipe is None:
         raise ValueError(f"{task.instance_id} ({task.origin}): row has neither 'image' nor 'env_recipe'")
     recipe: EnvRecipe = task.env_recipe
-    env = EnvSpec(base=BaseSpec(recipe.python), packages=recipe.packages, dockerfile=recipe.dockerfile)
-    return InstanceSpec(task.instance_id, task.repo, task.base_commit, env, recipe.install, alias=task.image)
+    env = EnvSpec(base=BaseSpec(recipe.python), packages=recipe.packages, dockerfile=recipe.dockerfile,
+                  best_effort=recipe.best_effort, as_of=recipe.as_of)
+    return InstanceSpec(task.instance_id, task.repo, task.base_commit, env, recipe.install, recipe.setup, alias=task.image)
 
 
 def official_image(instance_id: str) -> str:

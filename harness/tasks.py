@@ -70,9 +70,19 @@ class EnvRecipe:
     """pip requirement lines installed into the task's venv."""
     install: str = ""
     """Shell run in /testbed after checkout (e.g. ``pip install -e .``); empty for none."""
+    setup: tuple[str, ...] = ()
+    """Shell commands run in /testbed before ``install`` (an official spec's ``pre_install``, e.g.
+    sphinx's tox.ini edit); what they change in the repository is committed, so it is part of the
+    image's starting tree and never of an attempt's patch."""
     dockerfile: str = ""
     """Dockerfile lines added to the environment image after the packages (system libraries,
     compilers, a conda of one's own); empty for none."""
+    best_effort: tuple[str, ...] = ()
+    """pip requirement lines installed where PyPI has them and otherwise recorded as skipped (what
+    stands in for an official spec's conda packages, some of which exist only on conda)."""
+    as_of: str = ""
+    """Resolve what the packages and the install step leave unpinned as PyPI was at this UTC time
+    (ISO 8601, e.g. "2019-06-11T09:15:00Z"); empty for today's PyPI."""
 
 
 @dataclass(frozen=True)
@@ -137,8 +147,11 @@ class Task:
         if self.env_recipe is not None:
             recipe = asdict(self.env_recipe)
             recipe["packages"] = list(self.env_recipe.packages)
-            if not recipe["dockerfile"]:
-                del recipe["dockerfile"]  # rows without one stay as they were (and hash the same)
+            recipe["best_effort"] = list(self.env_recipe.best_effort)
+            recipe["setup"] = list(self.env_recipe.setup)
+            for key in ("dockerfile", "setup", "best_effort", "as_of"):
+                if not recipe[key]:
+                    del recipe[key]  # rows without one stay as they were (and hash the same)
             row["env_recipe"] = recipe
         if self.difficulty is not None:
             row["difficulty"] = self.difficulty.value
@@ -212,7 +225,20 @@ def _env_recipe(value: Any, where: tuple[str, int | None]) -> EnvRecipe | None:
     dockerfile = value.get("dockerfile") or ""
     if not isinstance(dockerfile, str):
         raise TaskLoadError(*where, "'dockerfile' must be a string of Dockerfile lines", field="env_recipe")
-    return EnvRecipe(python=value["python"], packages=tuple(packages), install=install, dockerfile=dockerfile)
+    setup = value.get("setup", [])
+    if not isinstance(setup, list) or not all(isinstance(p, str) for p in setup):
+        raise TaskLoadError(*where, "'setup' must be a list of shell commands", field="env_recipe")
+    best_effort = value.get("best_effort", [])
+    if not isinstance(best_effort, list) or not all(isinstance(p, str) for p in best_effort):
+        raise TaskLoadError(*where, "'best_effort' must be a list of strings", field="env_recipe")
+    as_of = value.get("as_of") or ""
+    if not isinstance(as_of, str) or (as_of and not _UTC_TIME.fullmatch(as_of)):
+        raise TaskLoadError(*where, f"'as_of' must be a UTC time like 2019-06-11T09:15:00Z, not {as_of!r}", field="env_recipe")
+    return EnvRecipe(python=value["python"], packages=tuple(packages), install=install, dockerfile=dockerfile,
+                     setup=tuple(setup), best_effort=tuple(best_effort), as_of=as_of)
+
+
+_UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def _flaky(value: Any, where: tuple[str, int | None]) -> Flaky | None:

@@ -22,6 +22,7 @@ import enum
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -40,6 +41,7 @@ from harness.config import images_data
 from harness.image_names import (BASE_PACKAGES, BaseSpec, Distribution, EnvSpec, InstanceSpec, NoRelease, builds_here,
                                  image_name, instance_spec, release_for, template)
 from harness.tasks import Task
+from harness.tls import host_ca_bundle
 
 # A registry-free base is bootstrapped from the release that ships its Python: the table is
 # harness.image_names.RELEASES (a base's name depends on its release, so it lives with the names).
@@ -87,32 +89,26 @@ def image_exists(client: docker.DockerClient, name: str) -> bool:
 # Host facts the builds need.
 
 
-def host_ca_bundle() -> Path | None:
-    """The CA bundle the host trusts for PyPI: pip's configured cert, else the usual variables and files."""
-    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        if os.environ.get(var) and Path(os.environ[var]).is_file():
-            return Path(os.environ[var])
-    try:
-        done = subprocess.run(["python3", "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=30)
-        for line in done.stdout.splitlines():
-            key, _, value = line.partition("=")
-            if key.endswith(".cert") and Path(value.strip("'\"")).is_file():
-                return Path(value.strip("'\""))
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    for candidate in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
-        if Path(candidate).is_file():
-            return Path(candidate)
-    try:
-        import certifi
-
-        return Path(certifi.where())
-    except ImportError:
-        return None
-
-
-ENV_FREEZE = "/opt/miniconda3/envs/testbed/monkeys-freeze.txt"  # `pip list --format=freeze` of the env
+ENV_DIR = "/opt/miniconda3/envs/testbed"
+ENV_FREEZE = f"{ENV_DIR}/monkeys-freeze.txt"  # `pip list --format=freeze` of the env
 TOOLS = ("pip", "setuptools", "wheel")
+
+# A requirement pinned to one version: "name==1.2", with extras or a marker, but no wildcard.
+_EXACT_PIN = re.compile(r"^\s*[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*[^\s*,;]+\s*(;.*)?$")
+
+
+def exact_pin(line: str) -> bool:
+    """Whether a requirement line pins one exact version (those install outside a date bound)."""
+    return bool(_EXACT_PIN.match(line)) and "*" not in line.split(";")[0]
+
+
+def resolved(freeze: str) -> str:
+    """The ``monkeys.resolved`` label: every installed distribution as name==version, space-separated."""
+    return " ".join(line.strip() for line in freeze.splitlines() if "==" in line)
+
+
+def _lines(lines: Iterable[str]) -> bytes:
+    return "".join(f"{line}\n" for line in lines).encode()
 
 
 def env_tools(freeze: str) -> dict[str, str]:
@@ -403,22 +399,43 @@ class ImageBuilder:
         ca = host_ca_bundle()
         files = {
             "activate": template("activate").encode(),
-            "requirements.txt": "".join(f"{p}\n" for p in spec.packages).encode(),
+            "env-packages.sh": template("env-packages.sh").encode(),
+            "requirements.txt": _lines(spec.packages),
+            "pins.txt": _lines(p for p in spec.packages if exact_pin(p)),
+            "best-effort.txt": _lines(spec.best_effort),
+            "as-of": spec.as_of.encode(),
             # An empty bundle leaves the image on its own CAs (the template copies those instead).
             "ca.pem": ca.read_bytes() if ca else b"",
         }
         dockerfile = template("env.Dockerfile").format(base=spec.base.name) + (spec.dockerfile.strip() + "\n" if spec.dockerfile else "")
         labels = {LABEL: ImageKind.ENV.value, "monkeys.packages": json.dumps(list(spec.packages))}
-        # Built under a stage tag first: the tools' versions are known only once pip has run, and the
-        # final name appears only with them in its labels (a build stopped in between is never reused).
-        stage = f"{spec.name}-unlabelled"
-        self._docker_build(stage, dockerfile, files, labels)
+        if spec.best_effort or spec.as_of:
+            labels.update({"monkeys.best-effort": json.dumps(list(spec.best_effort)), "monkeys.as-of": spec.as_of})
+
+        def outcome(read: Callable[[str], str]) -> dict[str, str]:
+            freeze = read(ENV_FREEZE)
+            return {
+                **env_tools(freeze),
+                "monkeys.resolved": resolved(freeze),
+                "monkeys.resolution": read(f"{ENV_DIR}/monkeys-resolution.txt").strip(),
+                "monkeys.skipped": json.dumps(read(f"{ENV_DIR}/monkeys-skipped.txt").split()),
+            }
+
+        self._build_then_label(spec.name, dockerfile, files, labels, outcome)
+        return BuildStatus.BUILT
+
+    def _build_then_label(self, name: str, dockerfile: str, files: dict[str, bytes], labels: dict[str, str],
+                          outcome: Callable[[Callable[[str], str]], dict[str, str]], for_what: str = "") -> None:
+        """Builds under a stage tag first, then the final name with labels read from the stage's
+        files (what pip installed is known only once it has run; a build stopped in between has no
+        final name, so it is never reused)."""
+        stage = f"{name}-unlabelled"
+        self._docker_build(stage, dockerfile, files, labels, for_what)
         try:
-            tools = env_tools(self._read_file(stage, ENV_FREEZE))
-            self._docker_build(spec.name, f"FROM {stage}\n", {}, {**labels, **tools})
+            found = outcome(lambda path: self._read_file(stage, path))
+            self._docker_build(name, f"FROM {stage}\n", {}, {**labels, **found}, for_what)
         finally:
             self.client.images.remove(stage, noprune=True)
-        return BuildStatus.BUILT
 
     def _read_file(self, image: str, path: str) -> str:
         """A file's text from an image, read from a created (never started) container."""
@@ -440,10 +457,27 @@ class ImageBuilder:
         with tempfile.TemporaryDirectory(prefix="monkeys-ctx-") as tmp:
             bundle = Path(tmp) / "repo.bundle"
             self._bundle(spec, bundle, Path(tmp))
-            install = f"RUN {spec.install}" if spec.install else ""
-            dockerfile = template("instance.Dockerfile").format(env=spec.env.name, ref=BUNDLE_REF, commit=spec.commit, install=install)
+            files = {"repo.bundle": bundle.read_bytes()}
+            setup = ""
+            if spec.setup or spec.install:
+                files.update({
+                    "instance-setup.sh": template("instance-setup.sh").encode(),
+                    "setup.sh": _lines(spec.setup),
+                    "install.sh": (spec.install + "\n").encode() if spec.install else b"",
+                })
+                setup = ("COPY instance-setup.sh setup.sh install.sh /tmp/monkeys-instance/\n"
+                         "RUN bash /tmp/monkeys-instance/instance-setup.sh /tmp/monkeys-instance && rm -rf /tmp/monkeys-instance\n")
+            dockerfile = template("instance.Dockerfile").format(env=spec.env.name, ref=BUNDLE_REF, commit=spec.commit, setup=setup)
             labels = {LABEL: ImageKind.INSTANCE.value, "monkeys.instance": spec.instance_id, "monkeys.commit": spec.commit}
-            self._docker_build(spec.name, dockerfile, {"repo.bundle": bundle.read_bytes()}, labels, spec.instance_id)
+            if not setup:
+                self._docker_build(spec.name, dockerfile, files, labels, spec.instance_id)
+                return BuildStatus.BUILT
+
+            def outcome(read: Callable[[str], str]) -> dict[str, str]:
+                return {"monkeys.resolved": resolved(read(ENV_FREEZE)),
+                        "monkeys.install-resolution": read(f"{ENV_DIR}/monkeys-install-resolution.txt").strip()}
+
+            self._build_then_label(spec.name, dockerfile, files, labels, outcome, spec.instance_id)
         return BuildStatus.BUILT
 
     def _bundle(self, spec: InstanceSpec, out: Path, scratch_dir: Path) -> None:

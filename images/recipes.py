@@ -1,13 +1,17 @@
 """Environment recipes a user supplies per repository and version, for building instance images
 where no prebuilt one can be pulled (air-gapped sites, arm64 hosts, patched environments).
 
-A recipes file is TOML:
+Rows of the official SWE-bench repositories need none: their environments are derived from the
+official spec table (images/official_env.py). A recipes file overrides what it names, value by
+value, and gives the environments of repositories the table does not know. It is TOML:
 
     [repos."django/django"]                 # every version of the repo, unless overridden
     python = "3.11"
     packages = ["asgiref>=3.2", "pytz", "sqlparse"]     # pip requirement lines, or
     requirements = "django-reqs.txt"                     # a requirements file, relative to this file
+    setup = ["sed -i 's/pytest/pytest -rA/' tox.ini"]    # run in /testbed first; edits are committed
     install = "python -m pip install -e ."               # run in /testbed after checkout
+    as_of = "2020-01-31T00:00:00Z"                       # resolve as PyPI was then ("" for today's)
     dockerfile = "RUN apt-get update && apt-get install -y --no-install-recommends locales"
 
     [repos."django/django".versions."3.0"]  # a version's own values replace the repo's
@@ -22,16 +26,18 @@ official image already here is used as it is, never built over.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.image_names import official_image
 from harness.tasks import EnvRecipe, Task
+from images.official_env import Derived
 
-_KEYS = {"python", "packages", "requirements", "install", "dockerfile", "versions"}
+_KEYS = {"python", "packages", "requirements", "install", "setup", "as_of", "dockerfile", "versions"}
 
 
 class RecipeError(ValueError):
@@ -44,17 +50,20 @@ class Recipes:
     repos: dict[str, dict[str, Any]]
     """repo -> its table (with ``versions`` -> version -> table), as read and checked."""
 
-    def recipe_for(self, repo: str, version: str) -> EnvRecipe | None:
+    def recipe_for(self, repo: str, version: str, derived: EnvRecipe | None = None) -> EnvRecipe | None:
+        """The file's recipe for ``repo`` at ``version``: its values over ``derived`` (what the official
+        spec table gives, where it covers the task), or on their own; None where neither has one."""
         table = self.repos.get(repo)
         if table is None:
-            return None
+            return derived
         merged = {k: v for k, v in table.items() if k != "versions"}
         merged.update(table.get("versions", {}).get(version, {}))
         where = f"{self.source}: repos.{repo!r}" + (f".versions.{version!r}" if version in table.get("versions", {}) else "")
-        if "python" not in merged:
+        if derived is None and "python" not in merged:
             raise RecipeError(f"{where}: no 'python' for version {version!r}")
-        return EnvRecipe(python=merged["python"], packages=tuple(merged.get("packages", ())),
-                         install=merged.get("install", ""), dockerfile=merged.get("dockerfile", ""))
+        base = derived or EnvRecipe(python=merged["python"])
+        given = {key: tuple(value) if isinstance(value, list) else value for key, value in merged.items()}
+        return dataclasses.replace(base, **given)
 
 
 def _check_table(table: Any, where: str, base: Path, *, top: bool) -> dict[str, Any]:
@@ -65,9 +74,13 @@ def _check_table(table: Any, where: str, base: Path, *, top: bool) -> dict[str, 
     if unknown:
         raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
     checked = dict(table)
-    for key in ("python", "install", "dockerfile", "requirements"):
+    for key in ("python", "install", "dockerfile", "requirements", "as_of"):
         if key in checked and not isinstance(checked[key], str):
             raise RecipeError(f"{where}: {key!r} must be a string")
+    if checked.get("as_of") and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", checked["as_of"]):
+        raise RecipeError(f"{where}: 'as_of' must be a UTC time like 2019-06-11T09:15:00Z, or \"\" for today's PyPI")
+    if "setup" in checked and (not isinstance(checked["setup"], list) or not all(isinstance(c, str) for c in checked["setup"])):
+        raise RecipeError(f"{where}: 'setup' must be a list of shell commands")
     if "packages" in checked and "requirements" in checked:
         raise RecipeError(f"{where}: give 'packages' or 'requirements', not both")
     if "packages" in checked:
@@ -106,12 +119,17 @@ def read_recipes(path: Path) -> Recipes:
     return Recipes(str(path), checked)
 
 
-def with_recipes(tasks: Sequence[Task], recipes: Recipes) -> list[Task]:
-    """The tasks, those without an image or recipe of their own given the file's recipe for their
-    repo and version (tasks the file does not cover are left as they are)."""
+def with_recipes(tasks: Sequence[Task], recipes: Recipes | None, derived: Mapping[str, Derived] | None = None) -> list[Task]:
+    """The tasks, those without an image or recipe of their own given their environment: derived from
+    the official spec table (``derived``, by instance id) with the file's values over it, or the
+    file's recipe alone. Tasks neither covers are left as they are."""
+    derived = derived or {}
     out = []
     for task in tasks:
-        recipe = None if task.image or task.env_recipe else recipes.recipe_for(task.repo, task.version)
+        recipe = None
+        if not (task.image or task.env_recipe):
+            base = derived[task.instance_id].recipe if task.instance_id in derived else None
+            recipe = recipes.recipe_for(task.repo, task.version, base) if recipes else base
         # The image is built under monkeys' recipe-digest name and also tagged with the official
         # name, which every later command (sample, evaluate) looks for when given no recipes.
         out.append(dataclasses.replace(task, env_recipe=recipe, image=official_image(task.instance_id)) if recipe else task)

@@ -134,3 +134,50 @@ def test_two_envs_build_side_by_side_and_an_install_step_reaches_pypi(docker_cli
         for name in made:
             if image_exists(docker_client, name):
                 docker_client.images.remove(name, force=True)
+
+
+@pytest.mark.docker
+def test_a_date_bounded_build_picks_the_older_release_and_commits_the_setup_edits(docker_client, bundled_tasks, built_suite):
+    """A local index on loopback holds monkeys-probe 1.0 (2020) and 2.0 (2023). An env resolved as of
+    2021 gets 1.0, and so does its instance's install step, even when asked to upgrade; the same env
+    with no date gets 2.0. The exact pin (pytest) installs as given either way. The setup command's
+    edit is committed on top of base_commit, so the image's starting tree holds it."""
+    from tests.package_index import docker_gateway, serve_index
+
+    early, later = _task(bundled_tasks, EARLY), _task(bundled_tasks, "monkeys-suite__textkit-7")
+    with serve_index() as index:
+        gateway = docker_gateway(docker_client)
+        source = ["pytest==8.3.4", f"--extra-index-url {index.url(gateway)}", f"--trusted-host {gateway}", "monkeys-probe"]
+        upgrade = f"python -m pip install -q --upgrade --index-url {index.url(gateway)} --trusted-host {gateway} monkeys-probe"
+        bounded = dataclasses.replace(early, env_recipe=dataclasses.replace(
+            early.env_recipe, packages=tuple(source), as_of="2021-06-01T00:00:00Z", install=upgrade,
+            setup=("echo '# edited by the setup step' >> README.md",)))
+        today = dataclasses.replace(later, env_recipe=dataclasses.replace(later.env_recipe, packages=tuple(source)))
+        specs = [instance_spec(bounded), instance_spec(today)]
+        made = [name for s in specs for name in (s.name, s.env.name)]
+        try:
+            report = ImageBuilder(docker_client, materialize, registry=None, workers=2).build([bounded, today])
+            assert not report.failed, "\n".join(r.error for r in report.failed)
+            env_labels = docker_client.images.get(specs[0].env.name).labels
+            assert "monkeys-probe==1.0" in env_labels["monkeys.resolved"].split()
+            assert "pytest==8.3.4" in env_labels["monkeys.resolved"].split()
+            assert env_labels["monkeys.resolution"] == "as of 2021-06-01T00:00:00Z"
+            labels = docker_client.images.get(specs[0].name).labels
+            assert "monkeys-probe==1.0" in labels["monkeys.resolved"].split()
+            assert labels["monkeys.install-resolution"].startswith("as of 2021-06-01T00:00:00Z")
+            unbounded = docker_client.images.get(specs[1].env.name).labels
+            assert "monkeys-probe==2.0" in unbounded["monkeys.resolved"].split()
+            assert unbounded["monkeys.resolution"].startswith("unbounded")
+            assert any(r.path.startswith("/files/monkeys_probe-1.0") for r in index.requests)
+
+            script = ("git rev-parse HEAD~1 && git log -1 --format=%s && git status --porcelain && tail -1 README.md "
+                      "&& python -c 'import monkeys_probe; print(monkeys_probe.VERSION)'")
+            result = ContainerRuntime(docker_client, run="test-image-env").run_script(specs[0].name, script)
+            assert result.exit_code == 0, result.output
+            parent, subject, *rest = result.output.splitlines()
+            assert parent == early.base_commit and subject == "monkeys: environment setup"
+            assert rest == ["# edited by the setup step", "1.0"]  # a clean tree: status printed nothing
+        finally:
+            for name in made:
+                if image_exists(docker_client, name):
+                    docker_client.images.remove(name, force=True)

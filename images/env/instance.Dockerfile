@@ -11,4 +11,4 @@ RUN git init -q /testbed && cd /testbed \
     && test "$(git rev-parse HEAD)" = "{commit}" \
     && rm -f .git/FETCH_HEAD /tmp/repo.bundle
 WORKDIR /testbed
-{install}
+{setup}

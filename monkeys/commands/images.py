@@ -4,19 +4,22 @@ fetched ahead of a run."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+import docker.errors
 from rich.markup import escape
 from rich.table import Table
 
 from harness import engine
 from harness.config import cache_dir
-from harness.image_names import RELEASES, Distribution, image_name
-from images.build import DEFAULT_MIRROR, DEFAULT_REGISTRY, DEFAULT_UBUNTU_MIRROR, ImageBuilder
+from harness.image_names import RELEASES, Distribution, image_name, instance_spec
+from images.build import DEFAULT_MIRROR, DEFAULT_REGISTRY, DEFAULT_UBUNTU_MIRROR, LABEL, ImageBuilder, image_exists
+from images.official_env import derive_all
 from images.mirrors import Mirrors
 from images.pull import PullStatus, pull_images
 from images.recipes import read_recipes, with_recipes
@@ -27,29 +30,73 @@ from monkeys.options import SharedOptions
 
 def cmd_images_build(args) -> int:
     tasks = options.load(args).tasks
-    if args.recipes:
-        tasks = with_recipes(tasks, read_recipes(args.recipes))
+    mirrors = Mirrors(args.repo_mirror)
     client = engine.connect()
+    # Rows of the official repositories get their environments from the official spec table (read
+    # from the repository at environment_setup_commit); a recipes file overrides what it names.
+    # An official image already here is used as it is (one monkeys built is remade if its recipe changed).
+    derived, underived = derive_all([t for t in tasks if not _official_here(client, image_name(t))], mirrors)
+    tasks = with_recipes(tasks, read_recipes(args.recipes) if args.recipes else None, derived)
     registry = None if args.registry in ("", "none") else args.registry
     # Bases and envs are shared; the total is an upper bound refined as results arrive.
     with progress_bars() as progress:
         display = BuildDisplay(progress, total=len(tasks) + 2 * len({t.env_recipe for t in tasks}))
-        builder = ImageBuilder(client, Mirrors(args.repo_mirror), registry=registry, mirror=args.mirror,
+        builder = ImageBuilder(client, mirrors, registry=registry, mirror=args.mirror,
                                ubuntu_mirror=args.ubuntu_mirror, base_images=dict(args.base_image),
                                workers=args.workers, reporter=display, log_dir=cache_dir() / "build-logs")
         report = builder.build(tasks)
         progress.update(display.bar, total=len(report.results), completed=len(report.results))
+    departures = deviations(client, tasks, derived)
     if args.json:
-        print_json({"counts": report.counts(), "images": [asdict(r) for r in report.results]})
+        print_json({"counts": report.counts(), "images": [asdict(r) for r in report.results],
+                    "deviations": departures, "not_derived": underived})
     else:
         table = Table("image", "kind", "status", "seconds", "for",
                       title="images: " + ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items())))
         for r in report.results:
             table.add_row(r.name, r.kind.value, r.status.value, f"{r.seconds:.1f}", r.for_what)
         out.print(table)
+        for env, lines in departures.items():
+            out.print(f"[bold]{escape(env)}[/] departs from the official spec:")
+            for line in lines:
+                out.print(f"  - {escape(line)}")
     for failure in report.failed:
         err.print(f"[red]error:[/] {escape(failure.error)}")
-    return 1 if report.failed else 0
+    # A row whose environment could not be derived is an error only where no image stands in for it.
+    for instance_id, why in underived.items():
+        err.print(f"[red]error:[/] no environment derived: {escape(why)}")
+    return 1 if report.failed or underived else 0
+
+
+def _official_here(client, name: str) -> bool:
+    return image_exists(client, name) and LABEL not in (client.images.get(name).labels or {})
+
+
+def deviations(client, tasks, derived) -> dict[str, list[str]]:
+    """For each env derived from the official spec table: how it departs from the spec, as derived
+    (conda packages and their PyPI stand-ins) and as built (packages PyPI lacked, date bounds pip
+    could not apply), the latter read from the env image's labels."""
+    found: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.instance_id not in derived or task.env_recipe is None:
+            continue
+        env = instance_spec(task).env.name
+        if env in found:
+            continue
+        lines = list(derived[task.instance_id].deviations)
+        if task.env_recipe != derived[task.instance_id].recipe:
+            lines.append(f"the recipes file overrides part of it ({task.repo} {task.version})")
+        try:
+            labels = client.images.get(env).labels or {}
+        except docker.errors.DockerException:
+            labels = {}
+        skipped = json.loads(labels.get("monkeys.skipped") or "[]")
+        if skipped:
+            lines.append(f"not on PyPI for this Python, left out: {', '.join(skipped)}")
+        if labels.get("monkeys.resolution", "").startswith("unbounded"):
+            lines.append(f"packages resolved against today's PyPI ({labels['monkeys.resolution']})")
+        found[env] = lines
+    return {env: lines for env, lines in found.items() if lines}
 
 
 def cmd_images_pull(args) -> int:
@@ -113,8 +160,9 @@ def add_parsers(commands, shared: SharedOptions) -> None:
                         "pulling or bootstrapping one; git and venv are added where missing. Repeatable. The way to "
                         "build for a Python no release ships (e.g. 3.7=myregistry/python:3.7-slim)")
     p.add_argument("--recipes", type=Path, default=None, metavar="FILE",
-                   help="environment recipes per repo and version (TOML) for tasks that have no image of their own: "
-                        "the images are built from them and tagged with the official names")
+                   help="environment recipes per repo and version (TOML), over what the official SWE-bench spec "
+                        "table gives rows with no image of their own (and for repositories it does not know); the "
+                        "images are tagged with the official names")
     p.add_argument("--repo-mirror", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder of bare git mirrors (owner__name.git); repeatable. Repositories found in none "
                         "are cloned once into the cache")

@@ -1,0 +1,57 @@
+#!/bin/bash
+# Installs a task environment's packages into the env at $1, from the files the builder put in $2:
+#   requirements.txt  the recipe's packages (pip requirement lines), all of which must install
+#   pins.txt          those of them pinned to one exact version (installed, with their
+#                     dependencies, outside the date bound)
+#   best-effort.txt   lines installed where PyPI has them (an official spec's conda packages);
+#                     those it cannot install are listed in $1/monkeys-skipped.txt
+#   as-of             a UTC time, or empty: resolve what is left unpinned as PyPI was then
+# and writes $1/monkeys-as-of (the bound the instance's install step uses too; empty for none) and
+# $1/monkeys-resolution.txt (what the bound was, or why there was none) for the image's labels.
+set -eo pipefail
+E=$1
+IN=$2
+pip() { "$E/bin/python" -m pip --disable-pip-version-check --no-cache-dir "$@"; }
+
+AS_OF=$(cat "$IN/as-of")
+: > "$E/monkeys-as-of"
+: > "$E/monkeys-skipped.txt"
+if [ -z "$AS_OF" ]; then
+    echo "unbounded: no date given" > "$E/monkeys-resolution.txt"
+elif pip install --help | grep -q -- '--uploaded-prior-to'; then
+    echo "$AS_OF" > "$E/monkeys-as-of"
+    echo "as of $AS_OF" > "$E/monkeys-resolution.txt"
+else
+    # pip learnt --uploaded-prior-to in 26.0, which needs Python 3.9; older envs resolve against
+    # today's PyPI, and say so.
+    echo "unbounded: pip $(pip --version | cut -d' ' -f2) on Python $("$E/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') cannot filter by upload time" \
+        > "$E/monkeys-resolution.txt"
+fi
+if [ -s "$E/monkeys-as-of" ]; then
+    export PIP_UPLOADED_PRIOR_TO="$AS_OF"
+fi
+
+pins() {
+    # A spec's exact pins may postdate the task (SWE-bench pinned many in 2023, tox 4.16 in 2024):
+    # under a bound they are installed as given, with what they depend on, outside it (a 2024 tox
+    # needs a 2024 cachetools); the bounded steps then find them already satisfied.
+    if [ -s "$E/monkeys-as-of" ] && [ -s "$IN/pins.txt" ]; then
+        (unset PIP_UPLOADED_PRIOR_TO; pip install -q -r "$IN/pins.txt")
+    fi
+}
+
+# Best effort first, as the official build made the conda env before pip installed on top of it.
+if [ -s "$IN/best-effort.txt" ]; then
+    pins
+    if ! pip install -q -r "$IN/best-effort.txt"; then
+        echo "some best-effort packages did not install together; installing them one at a time"
+        while IFS= read -r line; do
+            [ -n "$line" ] || continue
+            pip install -q "$line" || echo "$line" >> "$E/monkeys-skipped.txt"
+        done < "$IN/best-effort.txt"
+    fi
+fi
+pins
+if [ -s "$IN/requirements.txt" ]; then
+    pip install -q -r "$IN/requirements.txt"
+fi
