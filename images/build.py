@@ -41,6 +41,7 @@ from harness.config import images_data
 from harness.image_names import (BASE_PACKAGES, BaseSpec, Distribution, EnvSpec, InstanceSpec, NoRelease, builds_here,
                                  image_name, instance_spec, release_for, template)
 from harness.tasks import Task
+from images.official_env import project_name
 from harness.tls import host_ca_bundle
 
 # A registry-free base is bootstrapped from the release that ships its Python: the table is
@@ -105,6 +106,13 @@ def exact_pin(line: str) -> bool:
 def resolved(freeze: str) -> str:
     """The ``monkeys.resolved`` label: every installed distribution as name==version, space-separated."""
     return " ".join(line.strip() for line in freeze.splitlines() if "==" in line)
+
+
+def still_missing(skipped: list[str], freeze: str) -> list[str]:
+    """The best-effort lines pip could not install that the env still lacks (a later step may have
+    installed one as another package's dependency)."""
+    installed = {project_name(line) for line in freeze.splitlines() if "==" in line}
+    return [line for line in skipped if project_name(line) not in installed]
 
 
 def _lines(lines: Iterable[str]) -> bytes:
@@ -418,7 +426,7 @@ class ImageBuilder:
                 **env_tools(freeze),
                 "monkeys.resolved": resolved(freeze),
                 "monkeys.resolution": read(f"{ENV_DIR}/monkeys-resolution.txt").strip(),
-                "monkeys.skipped": json.dumps(read(f"{ENV_DIR}/monkeys-skipped.txt").split()),
+                "monkeys.skipped": json.dumps(still_missing(read(f"{ENV_DIR}/monkeys-skipped.txt").split(), freeze)),
             }
 
         self._build_then_label(spec.name, dockerfile, files, labels, outcome)

@@ -39,6 +39,11 @@ NOT_ON_PYPI = frozenset({
 })
 
 
+# Conda packages whose PyPI namesake needs a C library that only the conda package brings with it:
+# installed from PyPI they fail at import (xarray's test modules then fail to collect at all).
+NEEDS_CONDA_LIBRARY = {"cfgrib": "the ecCodes C library"}
+
+
 @dataclass(frozen=True)
 class Translated:
     """One conda spec as pip sees it."""
@@ -63,6 +68,9 @@ def translate(spec: str) -> Translated:
     name, rest = match["name"], match["rest"]
     if name.lower() in NOT_ON_PYPI:
         return Translated(spec, None, f"{spec}: no PyPI package stands for conda's {name}, left out")
+    if name.lower() in NEEDS_CONDA_LIBRARY:
+        return Translated(spec, None, f"{spec}: PyPI's {name} needs {NEEDS_CONDA_LIBRARY[name.lower()]}, "
+                                      "which only conda's package brings, left out")
     notes = []
     pypi = RENAMED.get(name.lower(), name)
     if pypi != name:

@@ -20,7 +20,7 @@ import shlex
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
@@ -153,6 +153,31 @@ _BUILDS: dict[str, tuple[tuple[str, Build], ...]] = {
 }
 
 
+# When each Python's first final release came out. A date bound earlier than a few months after it
+# finds almost no wheels for that Python (xarray 0.12's env is Python 3.10, its setup commit of May
+# 2021), so every package would build from source or not at all; the official build, made with
+# conda years later, had binaries. The bound is moved to EARLIEST_AFTER_PYTHON after the release.
+PYTHON_RELEASED = {
+    "3.5": date(2015, 9, 13), "3.6": date(2016, 12, 23), "3.7": date(2018, 6, 27), "3.8": date(2019, 10, 14),
+    "3.9": date(2020, 10, 5), "3.10": date(2021, 10, 4), "3.11": date(2022, 10, 24), "3.12": date(2023, 10, 2),
+    "3.13": date(2024, 10, 7),
+}
+EARLIEST_AFTER_PYTHON = timedelta(days=90)
+
+
+def bounded_date(as_of: str, python: str) -> tuple[str, str]:
+    """``as_of``, or the earliest date with wheels for ``python`` if that is later; and a note where moved."""
+    released = PYTHON_RELEASED.get(python)
+    if not as_of or released is None:
+        return as_of, ""
+    floor = datetime.combine(released + EARLIEST_AFTER_PYTHON, datetime.min.time(), tzinfo=timezone.utc)
+    if datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) >= floor:
+        return as_of, ""
+    moved = floor.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moved, (f"resolved as of {moved}, not the setup commit's {as_of}: Python {python} came out on "
+                   f"{released.isoformat()}, and PyPI had few wheels for it before then")
+
+
 class DeriveError(ValueError):
     """An environment that cannot be derived, naming the instance, the repository and what is missing."""
 
@@ -207,17 +232,20 @@ def derive(task: Task, read: FileReader, as_of: str = "") -> Derived:
     # The official build installed pip_packages in a second pip call, so where both name a package
     # the pip_packages line is what the env ends with (flask's requirements pin MarkupSafe 2.0.1,
     # its pip_packages 2.1.3); one pip call needs the earlier line left out to resolve at all.
-    later = {_name(p) for p in build.pip_packages}
-    strict = [p for p in strict if _name(p) not in later] + [_replaced(p) for p in build.pip_packages]
+    later = {project_name(p) for p in build.pip_packages}
+    strict = [p for p in strict if project_name(p) not in later] + [_replaced(p) for p in build.pip_packages]
     if best_effort:
         deviations.append("environment.yml's conda packages are installed where PyPI has them; "
                           "those it has not are listed in the image's monkeys.skipped label")
+    as_of, moved = bounded_date(as_of, spec.python)
+    if moved:
+        deviations.append(moved)
     recipe = EnvRecipe(python=spec.python, packages=tuple(strict), install=spec.install or "", setup=build.pre_install,
                        best_effort=tuple(best_effort), as_of=as_of)
     return Derived(recipe, tuple(deviations))
 
 
-def _name(line: str) -> str:
+def project_name(line: str) -> str:
     """A requirement line's project name, normalised as PyPI compares them."""
     return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;@\[\s]", line.strip(), maxsplit=1)[0]).lower()
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import secrets
 
-import docker.errors
 import pytest
 
 from harness.containers import ContainerRuntime
 from harness.evalscript import ApplyMethod, applied_method, eval_files, plan
 from harness.image_names import image_name
 from harness.parsers import TestStatus
+from tests.temporary_images import temporary_images
 
 pytestmark = pytest.mark.docker
 
@@ -57,19 +56,8 @@ def images(docker_client, task):
                f"&& {commit} -m notes && sed -i 's/^4$/four/' notes.txt && {commit} -am SWE-bench "
                f"&& printf '\\n{UNCOMMITTED}\\n' >> README.md && printf 'BUILT = True\\n' > {UNTRACKED} && rm {GONE}\n")
     unreadable = f"FROM {tag}\nRUN mkdir -p /tmp/monkeys-apply-start.index/x\n"
-    made = []
-    try:
-        for name, dockerfile in ((tag, changed), (tag + "-unreadable", unreadable)):
-            docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=name, rm=True, forcerm=True,
-                                       network_mode="none")
-            made.append(name)
+    with temporary_images(docker_client, [(tag, changed), (tag + "-unreadable", unreadable)]):
         yield tag, tag + "-unreadable"
-    finally:
-        for name in reversed(made):
-            try:
-                docker_client.images.remove(name, force=True)
-            except docker.errors.ImageNotFound:
-                pass
 
 
 def blob(lines: list[str]) -> str:

@@ -134,6 +134,7 @@ def test_conda_package_lists_and_pre_install_commands():
     ("conda-forge::numpy=1.19=py39_0", "numpy==1.19.*", "build"),
     ("pytorch>=1.8", "torch>=1.8", "torch on PyPI"),
     ("hdf5", None, "no PyPI package"),
+    ("cfgrib", None, "ecCodes C library"),
     ("numpy 1.19|1.20", "numpy", "alternatives"),
 ])
 def test_conda_specs_in_pip_syntax(spec, pip, note):
@@ -201,3 +202,22 @@ def test_a_recipes_file_names_the_table_of_a_bad_date_or_setup(tmp_path):
     unknown.write_text('[repos."someone/else"]\ninstall = "pip install -e ."\n')
     with pytest.raises(RecipeError, match=r"u.toml: repos.'someone/else': no 'python' for version '1.0'"):
         read_recipes(unknown).recipe_for("someone/else", "1.0")
+
+
+def test_a_date_before_the_envs_python_had_wheels_moves_to_when_it_had():
+    assert official_env.bounded_date("2021-05-04T03:38:52Z", "3.10") == (
+        "2022-01-02T00:00:00Z",
+        "resolved as of 2022-01-02T00:00:00Z, not the setup commit's 2021-05-04T03:38:52Z: Python 3.10 came out "
+        "on 2021-10-04, and PyPI had few wheels for it before then")
+    assert official_env.bounded_date("2022-06-01T00:00:00Z", "3.10") == ("2022-06-01T00:00:00Z", "")
+    assert official_env.bounded_date("", "3.10") == ("", "")
+    yml = "dependencies:\n  - numpy\n"
+    derived = derive(_task("pydata/xarray", "0.12"), {"ci/requirements/environment.yml": yml}.get, "2021-05-04T03:38:52Z")
+    assert derived.recipe.as_of == "2022-01-02T00:00:00Z"
+    assert any("Python 3.10 came out" in d for d in derived.deviations)
+
+
+def test_a_skipped_best_effort_package_installed_later_is_not_reported_missing():
+    from images.build import still_missing
+
+    assert still_missing(["numba", "cartopy>=0.20", "scitools-iris"], "numba==0.68.1\nScitools_Iris==3.0\n") == ["cartopy>=0.20"]

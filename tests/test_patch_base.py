@@ -6,11 +6,9 @@ Docker, the bundled suite's images, a scripted OpenAI-compatible server."""
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 
-import docker.errors
 import pytest
 
 from agent.attempt import AttemptLimits, ExitReason, run_attempt
@@ -21,6 +19,7 @@ from harness.containers import ContainerRuntime
 from harness.image_names import image_name
 from harness.scores.prices import TokenPrice
 from tests.scripted_server import ScriptedServer, bash, turn
+from tests.temporary_images import temporary_images
 
 pytestmark = pytest.mark.docker
 
@@ -51,19 +50,8 @@ def images(docker_client, task):
                "&& git -c user.name=swe -c user.email=swe@example.com commit -qam SWE-bench "
                f"&& printf '\\n{UNCOMMITTED}\\n' >> README.md && printf 'BUILT = True\\n' > {UNTRACKED}\n")
     unreadable = f"FROM {tag}\nRUN mkdir -p /tmp/monkeys-start.index/x\n"
-    made = []
-    try:
-        for name, dockerfile in ((tag, changed), (tag + "-unreadable", unreadable)):
-            docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=name, rm=True, forcerm=True,
-                                       network_mode="none")
-            made.append(name)
+    with temporary_images(docker_client, [(tag, changed), (tag + "-unreadable", unreadable)]):
         yield tag, tag + "-unreadable"
-    finally:
-        for name in reversed(made):
-            try:
-                docker_client.images.remove(name, force=True)
-            except docker.errors.ImageNotFound:
-                pass
 
 
 def fixing_attempt(runtime, task, image):

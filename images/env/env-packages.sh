@@ -27,8 +27,16 @@ else
     echo "unbounded: pip $(pip --version | cut -d' ' -f2) on Python $("$E/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') cannot filter by upload time" \
         > "$E/monkeys-resolution.txt"
 fi
+WHEELS=/tmp/monkeys-build-wheels
 if [ -s "$E/monkeys-as-of" ]; then
     export PIP_UPLOADED_PRIOR_TO="$AS_OF"
+    # pip passes the bound on to the isolated environment it builds an sdist in, where no setuptools
+    # of 2014 satisfies its own default `setuptools>=40.8.0`: the usual build tools come from today's
+    # PyPI into a --find-links folder, which the date filter leaves alone.
+    mkdir -p "$WHEELS"
+    (unset PIP_UPLOADED_PRIOR_TO; pip download -q -d "$WHEELS" setuptools wheel setuptools_scm) \
+        || echo "monkeys: fetching today's build tools failed; sdists build with what the date allows"
+    export PIP_FIND_LINKS="$WHEELS"
 fi
 
 pins() {
@@ -36,22 +44,46 @@ pins() {
     # under a bound they are installed as given, with what they depend on, outside it (a 2024 tox
     # needs a 2024 cachetools); the bounded steps then find them already satisfied.
     if [ -s "$E/monkeys-as-of" ] && [ -s "$IN/pins.txt" ]; then
-        (unset PIP_UPLOADED_PRIOR_TO; pip install -q -r "$IN/pins.txt")
+        (unset PIP_UPLOADED_PRIOR_TO; pip install -q -r "$IN/pins.txt") || return 1
     fi
 }
 
-# Best effort first, as the official build made the conda env before pip installed on top of it.
-if [ -s "$IN/best-effort.txt" ]; then
-    pins
-    if ! pip install -q -r "$IN/best-effort.txt"; then
-        echo "some best-effort packages did not install together; installing them one at a time"
-        while IFS= read -r line; do
-            [ -n "$line" ] || continue
-            pip install -q "$line" || echo "$line" >> "$E/monkeys-skipped.txt"
-        done < "$IN/best-effort.txt"
+# Every step returns its failure explicitly: `set -e` does not apply inside a function whose
+# caller tests it.
+install_all() {
+    : > "$E/monkeys-skipped.txt"
+    # Best effort first, as the official build made the conda env before pip installed on top of it.
+    if [ -s "$IN/best-effort.txt" ]; then
+        pins || return 1
+        if ! pip install -q -r "$IN/best-effort.txt"; then
+            echo "some best-effort packages did not install together; installing them one at a time"
+            while IFS= read -r line; do
+                [ -n "$line" ] || continue
+                pip install -q "$line" || echo "$line" >> "$E/monkeys-skipped.txt"
+            done < "$IN/best-effort.txt"
+        fi
     fi
+    pins || return 1
+    if [ -s "$IN/requirements.txt" ]; then
+        pip install -q -r "$IN/requirements.txt" || return 1
+    fi
+}
+
+if [ ! -s "$E/monkeys-as-of" ]; then
+    install_all || exit 1
+elif ! install_all; then
+    # Some requirement has no release of that date that installs here (an sdist that no longer
+    # builds, a package whose dependencies need newer releases): the whole env starts over against
+    # today's PyPI rather than mixing the two (a 2025 numba fails against a 2021 coverage), and so
+    # does the instance's install step; the labels say so.
+    echo "monkeys: the packages did not install resolved as of $AS_OF; starting over against today's PyPI"
+    unset PIP_UPLOADED_PRIOR_TO PIP_FIND_LINKS
+    pip freeze > /tmp/monkeys-installed.txt
+    if [ -s /tmp/monkeys-installed.txt ]; then
+        pip uninstall -y -q -r /tmp/monkeys-installed.txt
+    fi
+    : > "$E/monkeys-as-of"
+    install_all || exit 1
+    echo "unbounded: did not install resolved as of $AS_OF" > "$E/monkeys-resolution.txt"
 fi
-pins
-if [ -s "$IN/requirements.txt" ]; then
-    pip install -q -r "$IN/requirements.txt"
-fi
+rm -rf "$WHEELS" /tmp/monkeys-installed.txt

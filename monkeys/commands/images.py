@@ -92,7 +92,7 @@ def deviations(client, tasks, derived) -> dict[str, list[str]]:
             labels = {}
         skipped = json.loads(labels.get("monkeys.skipped") or "[]")
         if skipped:
-            lines.append(f"not on PyPI for this Python, left out: {', '.join(skipped)}")
+            lines.append(f"would not install here, left out: {', '.join(skipped)}")
         if labels.get("monkeys.resolution", "").startswith("unbounded"):
             lines.append(f"packages resolved against today's PyPI ({labels['monkeys.resolution']})")
         found[env] = lines
