@@ -2,7 +2,8 @@
 
 This module decides which runs each prediction needs and gets them (from the evaluation cache, or
 new runs, each in a fresh container); ``verdict.py`` turns runs into a record (pure),
-``evidence.py`` writes each prediction's folder, ``official_report.py`` the run's report.json.
+``evidence.py`` writes each unique patch's folder, ``official_report.py`` the run's report.json.
+It streams: records are committed as jobs end, and only the jobs in flight hold their logs.
 
 For each task with predictions, a gold audit first (the gold patch run ``audit_runs`` times, cached
 per image so it is paid once): it names the tests that flake under the gold patch, and how long its
@@ -22,8 +23,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import docker
@@ -44,6 +46,11 @@ from harness.store import AUDITS_META, EvalRecord, RunStore
 from harness.tasks import Task
 from harness.verdict import (WELL_INSIDE, GoldAudit, PatchRuns, RunsNeeded, audit_from_runs, existing_tests_hold, judge,
                              needs_more_runs, runs_counted, runs_needed_for)
+
+
+# Jobs in flight per worker: enough queued that no worker waits while the driver judges and writes,
+# few enough that what is in memory stays bounded by the workers, not by the run.
+JOBS_PER_WORKER = 4
 
 
 class InfraError(RuntimeError):
@@ -238,6 +245,13 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
              from_attempts: bool = False) -> RunResult:
     """Evaluate every prediction whose task is in ``tasks``; write the evidence and the reports.
 
+    Streamed, so a run of any size holds no more logs than its workers have jobs in flight: each task's
+    gold audit (and baseline) comes first, then that task's jobs, one per unique (task, normalised
+    patch); as each job ends, every prediction with that patch is judged, its record committed to
+    ``store`` and ``on_done`` called, and the job's runs are let go. A crash or an interrupt loses only
+    the jobs in flight; the next call finds every finished run in the evaluation cache and every
+    unchanged evidence folder in place, so it only judges again.
+
     ``from_attempts``: the predictions are the store's own sampled attempts (a re-made attempt's new
     patch then replaces the verdict on its old one); otherwise predictions that differ from verdicts
     the store already holds are refused (RunMismatch)."""
@@ -245,57 +259,110 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
     by_id = {t.instance_id: t for t in tasks}
     known = [p for p in predictions if p.instance_id in by_id]
     unknown = sorted({f"{p.source}: unknown instance id {p.instance_id!r}" for p in predictions if p.instance_id not in by_id})
-    needed = sorted({p.instance_id for p in known})
     keys = [(p.instance_id, patch_hash(p.patch)) for p in known]  # normalising parses: once each
     check_run_holds(store, known, [h for _, h in keys], from_attempts=from_attempts)
-    # One job per unique (task, normalised patch): repeated patches cost nothing more.
-    jobs: dict[tuple[str, str], Prediction] = {}
-    for key, p in zip(keys, known):
-        jobs.setdefault(key, p)
+    # One job per unique (task, normalised patch): repeated patches cost nothing more. A job's group is
+    # its predictions' places in ``known``, the first being the one its runs are counted on.
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, key in enumerate(keys):
+        groups.setdefault(key, []).append(n)
+    jobs_of: dict[str, list[tuple[str, str]]] = {}
+    for key in groups:
+        jobs_of.setdefault(key[0], []).append(key)
+    needed = sorted(jobs_of)
+    jobs_left = {i: len(jobs_of[i]) for i in needed}
 
-    with ThreadPoolExecutor(max(1, config.workers)) as pool:
-        audited = dict(zip(needed, pool.map(lambda i: evaluator.audit(by_id[i]), needed)))
-        audits = {i: a for i, (a, _) in audited.items()}
-        baselines = dict(zip(needed, pool.map(lambda i: evaluator.baseline(by_id[i]), needed))) if config.existing_tests else {}
+    records: list[EvalRecord | None] = [None] * len(known)
+    audits: dict[str, GoldAudit] = {}
+    baselines: dict[str, PatchRuns | None] = {}  # a task's, kept only while its jobs run
+    executed = 0
 
-        def run_job(job):
-            instance_id, _ = job
-            task = by_id[instance_id]
-            audit = audits[instance_id]
-            runs = evaluator.measure(task, jobs[job].patch, runs_needed_for(task, audit, config.policy, config.reruns),
-                                     hang_is_verdict=audit.hang_is_verdict(config.timeout))
-            kept, existing_runs = (None, None)
-            if config.existing_tests and runs.applies:
-                kept, existing_runs = evaluator.existing_tests(task, jobs[job].patch, baselines.get(instance_id))
-            return job, (runs, kept, existing_runs)
+    def prepare(instance_id: str) -> tuple[GoldAudit, int, PatchRuns | None]:
+        task = by_id[instance_id]
+        audit, gold = evaluator.audit(task)
+        baseline = evaluator.baseline(task) if config.existing_tests else None
+        return audit, gold.new_runs + (baseline.new_runs if baseline else 0), baseline
 
-        runs_by_job = dict(pool.map(run_job, list(jobs)))
+    def run_job(task: Task, patch: str | None, audit: GoldAudit,
+                baseline: PatchRuns | None) -> tuple[PatchRuns, bool | None, PatchRuns | None]:
+        runs = evaluator.measure(task, patch, runs_needed_for(task, audit, config.policy, config.reruns),
+                                 hang_is_verdict=audit.hang_is_verdict(config.timeout))
+        kept, existing_runs = (None, None)
+        if config.existing_tests and runs.applies:
+            kept, existing_runs = evaluator.existing_tests(task, patch, baseline)
+        return runs, kept, existing_runs
 
-    records = []
-    for key, p in zip(keys, known):
-        task = by_id[p.instance_id]
-        runs, kept, existing_runs = runs_by_job[key]
-        audit = audits[p.instance_id]
-        record, official, verdict = judge(task, p, runs, audit if not audit.error else None, policy=config.policy,
-                                          timeout=config.timeout, digest=key[1])
-        record.existing_tests_ok = kept if runs.applies else (False if runs.applied else None)
-        if jobs[key] is not p:
-            record.new_test_runs = record.test_seconds = 0  # counted once, on the first prediction with this patch
-        else:
-            if existing_runs is not None:
-                record.new_test_runs += existing_runs.new_runs
-                record.test_seconds += existing_runs.test_seconds
-            spent = runs.seconds + (existing_runs.seconds if existing_runs else 0.0)
-            record.overhead_seconds = max(0.0, spent - record.test_seconds) if runs.used_container else 0.0
-        record.path = write_evidence(store.dir, task, p, runs, record, official, verdict, audit, config, new_nonce())
-        store.save_evaluation(record)
-        records.append(record)
-        if on_done:
-            on_done(record)
-    # The run's audits, merged with those of earlier calls, for reports (gold_failing, reasons).
-    store.set_meta(AUDITS_META, {**(store.meta(AUDITS_META) or {}), **{i: a.as_meta() for i, a in audits.items()}})
-    executed = sum(gold.new_runs for _, gold in audited.values()) + sum(b.new_runs for b in baselines.values() if b)
-    report = run_report(tasks, known, records, audits, config, unknown=unknown, problems=problems,
+    def finish(job: tuple[str, str], runs: PatchRuns, kept: bool | None, existing_runs: PatchRuns | None) -> None:
+        """Judge, record and report every prediction of ``job``, one commit each; the evidence once."""
+        task, audit = by_id[job[0]], audits[job[0]]
+        group = groups.pop(job)
+        path = None
+        for n in group:
+            p = known[n]
+            record, official, verdict = judge(task, p, runs, audit if not audit.error else None, policy=config.policy,
+                                              timeout=config.timeout, digest=job[1])
+            record.existing_tests_ok = kept if runs.applies else (False if runs.applied else None)
+            if n != group[0]:
+                record.new_test_runs = record.test_seconds = 0  # counted once, on the first prediction with this patch
+            else:
+                if existing_runs is not None:
+                    record.new_test_runs += existing_runs.new_runs
+                    record.test_seconds += existing_runs.test_seconds
+                spent = runs.seconds + (existing_runs.seconds if existing_runs else 0.0)
+                record.overhead_seconds = max(0.0, spent - record.test_seconds) if runs.used_container else 0.0
+                path = write_evidence(store.dir, task, [known[m] for m in group], runs, record, official, verdict,
+                                      audit, config)
+            record.path = path
+            store.save_evaluation(record)
+            records[n] = record
+            if on_done:
+                on_done(record)
+
+    # The driver (this thread) alone judges, writes evidence and commits; workers only measure. Task
+    # preparations are capped at one per worker so that a prepared task's jobs start at once rather
+    # than queueing behind every other task's audit.
+    workers = max(1, config.workers)
+    window = workers * JOBS_PER_WORKER
+    to_prepare, ready = deque(needed), deque()
+    in_flight: dict[Future, tuple[str, str] | str] = {}
+    pool = ThreadPoolExecutor(workers)
+    try:
+        while to_prepare or ready or in_flight:
+            while len(in_flight) < window:
+                preparing = sum(isinstance(what, str) for what in in_flight.values())
+                if ready:
+                    job = ready.popleft()
+                    # Workers get what they need as arguments: the driver alone touches the shared state.
+                    in_flight[pool.submit(run_job, by_id[job[0]], known[groups[job][0]].patch, audits[job[0]],
+                                          baselines[job[0]])] = job
+                elif to_prepare and preparing < workers:
+                    instance_id = to_prepare.popleft()
+                    in_flight[pool.submit(prepare, instance_id)] = instance_id
+                else:
+                    break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                what = in_flight.pop(future)
+                if isinstance(what, str):
+                    audit, new_runs, baseline = future.result()
+                    audits[what], baselines[what] = audit, baseline
+                    executed += new_runs
+                    # The run's audits, merged with those of earlier calls, for reports (gold_failing, reasons).
+                    store.set_meta(AUDITS_META, {**(store.meta(AUDITS_META) or {}), what: audit.as_meta()})
+                    ready.extend(jobs_of[what])
+                else:
+                    finish(what, *future.result())
+                    jobs_left[what[0]] -= 1
+                    if not jobs_left[what[0]]:
+                        del baselines[what[0]]
+    finally:
+        # On an error or an interrupt: start nothing more, and let the jobs already running end (their
+        # runs reach the cache; their containers are removed) before the error goes on.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    audits = {i: audits[i] for i in needed}
+    done = [r for r in records if r is not None]
+    report = run_report(tasks, known, done, audits, config, unknown=unknown, problems=problems,
                         audit_runs_executed=executed)
     (store.dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return RunResult(records, report, audits)
+    return RunResult(done, report, audits)

@@ -60,6 +60,11 @@ def pred(task, patch, index=0, model="test-model"):
     return Prediction(task.instance_id, model, patch, index, "test")
 
 
+def instance_report(run_dir: Path, record) -> dict:
+    """The per-instance report.json of the evidence folder ``record`` points at."""
+    return json.loads((run_dir / record.path / "report.json").read_text())[record.instance_id]
+
+
 def test_gold_resolves_every_non_flaky_task_and_empty_resolves_none(make_evaluator, bundled_tasks, tmp_path):
     evaluator = make_evaluator("test-gold-empty")
     steady = [t for t in bundled_tasks if not t.flaky]
@@ -72,13 +77,14 @@ def test_gold_resolves_every_non_flaky_task_and_empty_resolves_none(make_evaluat
     assert report["resolved_ids"] == [] and report["resolved_instances"] == 0
     assert sorted(report["unresolved_ids"]) == sorted(t.instance_id for t in bundled_tasks)
     assert report["completed_instances"] == len(bundled_tasks) == len(report["empty_patch_ids"])
+    records = {r.instance_id: r for r in result.records}
     for task in bundled_tasks:
-        instance = json.loads((run_dir / "evals" / task.instance_id / "0" / "report.json").read_text())[task.instance_id]
+        instance = instance_report(run_dir, records[task.instance_id])
         assert OFFICIAL_INSTANCE_KEYS <= set(instance) and set(instance["tests_status"]) == TESTS_STATUS_KEYS
         assert sorted(instance["tests_status"]["FAIL_TO_PASS"]["failure"]) == sorted(task.fail_to_pass)
         assert instance["tests_status"]["FAIL_TO_PASS"]["success"] == []
         # The evidence re-grades offline: the log's nonce-marked runs give the same lists.
-        log = (run_dir / "evals" / task.instance_id / "0" / "test_output.txt").read_text()
+        log = (run_dir / records[task.instance_id].path / "test_output.txt").read_text()
         runs = parse_runs(task, log, instance["nonce"])
         assert len(runs) == instance["test_runs"] == 1
         assert grade([r.statuses for r in runs], task.fail_to_pass, task.pass_to_pass).tests_status == instance["tests_status"]
@@ -157,7 +163,7 @@ def test_a_verdict_hinging_on_a_flaky_test_gets_the_policy_runs(make_evaluator, 
     ignoring, run_dir = run_eval(evaluator, [task], [pred(task, task.patch)], tmp_path, "ignore")
     assert ignoring.records[0].resolved and ignoring.records[0].test_runs == 1
     assert ignoring.report["monkeys"]["test_runs_executed"] == 0
-    report = json.loads((run_dir / "evals" / task.instance_id / "0" / "report.json").read_text())[task.instance_id]
+    report = instance_report(run_dir, ignoring.records[0])
     assert report["dropped_flaky"] == ["tests/test_workers.py::test_random_pick_spreads_load"]
 
     # A patch that fails a steady test is decided by that failure: one run.
@@ -183,7 +189,7 @@ def test_bad_input_gets_its_own_status_and_the_rest_goes_on(make_evaluator, task
     records = {r.index: r for r in result.records}
     assert len(records) == 4
     assert records[0].status == EvalStatus.GRADED.value and not records[0].resolved
-    none_report = json.loads((run_dir / "evals" / task.instance_id / "0" / "report.json").read_text())[task.instance_id]
+    none_report = instance_report(run_dir, records[0])
     assert none_report["patch_is_None"] and not none_report["patch_exists"]
     assert records[1].status == EvalStatus.APPLY_FAILED.value and not records[1].resolved
     assert records[2].apply_method == ApplyMethod.PATCH_FUZZ.name and records[2].resolved
@@ -202,7 +208,7 @@ def test_a_hang_is_a_failed_patch_counted_and_cached_when_the_gold_runs_are_quic
     assert result.report["unresolved_ids"] == [task.instance_id]
     assert result.report["monkeys"]["timed_out"][0]["instance_id"] == task.instance_id
     assert result.audits[task.instance_id].slowest < 10  # what made the hang the patch's
-    report = json.loads((run_dir / "evals" / task.instance_id / "0" / "report.json").read_text())[task.instance_id]
+    report = instance_report(run_dir, record)
     assert report["status"] == "timed_out" and report["resolved"] is False
 
     # Cached like any run: judging it again runs no test.

@@ -39,9 +39,15 @@ def test_evaluate_preds_reports_bad_rows_by_line_and_judges_the_rest(env, bundle
     assert f"{preds}:4: unknown instance id 'nobody__nothing-1'" in done.stderr
     run_dir = Path(env["MONKEYS_RUNS"]) / "preds"
     assert json.loads((run_dir / "report.json").read_text()) == report
-    for index in (0, 1):
-        instance = json.loads((run_dir / "evals" / task.instance_id / str(index) / "report.json").read_text())
-        assert instance[task.instance_id]["resolved"] is (index == 0)
+    from harness.store import RunStore
+
+    store = RunStore("preds", root=Path(env["MONKEYS_RUNS"]))
+    records = store.evaluations()
+    store.close()
+    assert [r.index for r in records] == [0, 1]
+    for record in records:
+        instance = json.loads((run_dir / record.path / "report.json").read_text())
+        assert instance[task.instance_id]["resolved"] is (record.index == 0)
 
 
 def test_audit_flaky_finds_exactly_the_flaky_tasks_without_reading_their_annotations(env, bundled_tasks, tmp_path):

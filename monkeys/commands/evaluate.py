@@ -73,7 +73,11 @@ def cmd_evaluate(args) -> int:
     evaluator = make_evaluator(args, run)
     store = RunStore(run)
     with progress_bars() as progress:
-        bar = progress.add_task(f"evaluating into {store.dir}", total=len(preds.predictions))
+        # Records stream in as each job ends, so the bar moves from the first one; predictions for tasks
+        # not in the task set are never judged, so they are not counted.
+        ids = {t.instance_id for t in tasks}
+        bar = progress.add_task(f"evaluating into {store.dir}",
+                                total=sum(p.instance_id in ids for p in preds.predictions))
         try:
             result = evaluate(evaluator, tasks, preds.predictions, store, problems=preds.problems,
                               on_done=lambda _: progress.advance(bar), from_attempts=sampling_run)
