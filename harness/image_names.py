@@ -19,8 +19,11 @@ from functools import cache
 from harness.config import images_data
 from harness.tasks import EnvRecipe, Task
 
-# What a registry-free base image installs (part of its name).
-BASE_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates", "patch")
+# What a registry-free base image installs (part of its name). A C compiler and Python's headers as
+# in the official base (build-essential; conda's Python carries its headers): repositories such as
+# astropy, matplotlib and scikit-learn build C extensions in their install step, and old pins (psutil
+# 5.4) come only as sdists.
+BASE_PACKAGES = ("python3", "python3-venv", "python3-dev", "build-essential", "git", "ca-certificates", "patch")
 
 
 class Distribution(str, enum.Enum):
@@ -130,6 +133,7 @@ class EnvSpec:
     """The recipe's own Dockerfile lines, run after the packages are installed."""
     best_effort: tuple[str, ...] = ()
     as_of: str = ""
+    first_packages: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -137,6 +141,8 @@ class EnvSpec:
         extra = [self.dockerfile] if self.dockerfile else []
         if self.best_effort or self.as_of:
             extra += [list(self.best_effort), self.as_of]
+        if self.first_packages:
+            extra += [list(self.first_packages)]
         digest = _digest(self.base.name, self.packages, template("env.Dockerfile"), template("activate"),
                          template("env-packages.sh"), *extra)
         return f"monkeys/env:py{self.base.python}-{digest}"
@@ -174,7 +180,7 @@ def instance_spec(task: Task) -> InstanceSpec:
         raise ValueError(f"{task.instance_id} ({task.origin}): row has neither 'image' nor 'env_recipe'")
     recipe: EnvRecipe = task.env_recipe
     env = EnvSpec(base=BaseSpec(recipe.python), packages=recipe.packages, dockerfile=recipe.dockerfile,
-                  best_effort=recipe.best_effort, as_of=recipe.as_of)
+                  best_effort=recipe.best_effort, as_of=recipe.as_of, first_packages=recipe.first_packages)
     return InstanceSpec(task.instance_id, task.repo, task.base_commit, env, recipe.install, recipe.setup, alias=task.image)
 
 

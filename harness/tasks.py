@@ -68,6 +68,11 @@ class EnvRecipe:
     """Python version of the base image, e.g. "3.11"."""
     packages: tuple[str, ...] = ()
     """pip requirement lines installed into the task's venv."""
+    first_packages: tuple[str, ...] = ()
+    """pip requirement lines installed before ``packages``, in a pip call of their own (an official
+    spec's ``packages``, its requirements file or conda packages, came before its pip_packages: the
+    later call may then change what the first installed, and an sdist among the later ones builds
+    with what the first installed, e.g. astropy 1.3's MarkupSafe 1.0 with setuptools 38)."""
     install: str = ""
     """Shell run in /testbed after checkout (e.g. ``pip install -e .``); empty for none."""
     setup: tuple[str, ...] = ()
@@ -149,7 +154,8 @@ class Task:
             recipe["packages"] = list(self.env_recipe.packages)
             recipe["best_effort"] = list(self.env_recipe.best_effort)
             recipe["setup"] = list(self.env_recipe.setup)
-            for key in ("dockerfile", "setup", "best_effort", "as_of"):
+            recipe["first_packages"] = list(self.env_recipe.first_packages)
+            for key in ("dockerfile", "first_packages", "setup", "best_effort", "as_of"):
                 if not recipe[key]:
                     del recipe[key]  # rows without one stay as they were (and hash the same)
             row["env_recipe"] = recipe
@@ -225,6 +231,9 @@ def _env_recipe(value: Any, where: tuple[str, int | None]) -> EnvRecipe | None:
     dockerfile = value.get("dockerfile") or ""
     if not isinstance(dockerfile, str):
         raise TaskLoadError(*where, "'dockerfile' must be a string of Dockerfile lines", field="env_recipe")
+    first_packages = value.get("first_packages", [])
+    if not isinstance(first_packages, list) or not all(isinstance(p, str) for p in first_packages):
+        raise TaskLoadError(*where, "'first_packages' must be a list of strings", field="env_recipe")
     setup = value.get("setup", [])
     if not isinstance(setup, list) or not all(isinstance(p, str) for p in setup):
         raise TaskLoadError(*where, "'setup' must be a list of shell commands", field="env_recipe")
@@ -235,7 +244,8 @@ def _env_recipe(value: Any, where: tuple[str, int | None]) -> EnvRecipe | None:
     if not isinstance(as_of, str) or (as_of and not _UTC_TIME.fullmatch(as_of)):
         raise TaskLoadError(*where, f"'as_of' must be a UTC time like 2019-06-11T09:15:00Z, not {as_of!r}", field="env_recipe")
     return EnvRecipe(python=value["python"], packages=tuple(packages), install=install, dockerfile=dockerfile,
-                     setup=tuple(setup), best_effort=tuple(best_effort), as_of=as_of)
+                     first_packages=tuple(first_packages), setup=tuple(setup), best_effort=tuple(best_effort),
+                     as_of=as_of)
 
 
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")

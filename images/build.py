@@ -408,8 +408,9 @@ class ImageBuilder:
         files = {
             "activate": template("activate").encode(),
             "env-packages.sh": template("env-packages.sh").encode(),
+            "first.txt": _lines(spec.first_packages),
             "requirements.txt": _lines(spec.packages),
-            "pins.txt": _lines(p for p in spec.packages if exact_pin(p)),
+            "pins.txt": _lines(p for p in (*spec.first_packages, *spec.packages) if exact_pin(p)),
             "best-effort.txt": _lines(spec.best_effort),
             "as-of": spec.as_of.encode(),
             # An empty bundle leaves the image on its own CAs (the template copies those instead).
@@ -417,6 +418,8 @@ class ImageBuilder:
         }
         dockerfile = template("env.Dockerfile").format(base=spec.base.name) + (spec.dockerfile.strip() + "\n" if spec.dockerfile else "")
         labels = {LABEL: ImageKind.ENV.value, "monkeys.packages": json.dumps(list(spec.packages))}
+        if spec.first_packages:
+            labels["monkeys.first-packages"] = json.dumps(list(spec.first_packages))
         if spec.best_effort or spec.as_of:
             labels.update({"monkeys.best-effort": json.dumps(list(spec.best_effort)), "monkeys.as-of": spec.as_of})
 

@@ -229,19 +229,17 @@ def derive(task: Task, read: FileReader, as_of: str = "") -> Derived:
                 deviations.append(f"conda packages: {translated.note}")
             if translated.pip:
                 strict.append(translated.pip)
-    # The official build installed pip_packages in a second pip call, so where both name a package
-    # the pip_packages line is what the env ends with (flask's requirements pin MarkupSafe 2.0.1,
-    # its pip_packages 2.1.3); one pip call needs the earlier line left out to resolve at all.
-    later = {project_name(p) for p in build.pip_packages}
-    strict = [p for p in strict if project_name(p) not in later] + [_replaced(p) for p in build.pip_packages]
+    # The official build installed pip_packages in a pip call after the packages, which may change
+    # what the first installed (flask's requirements pin MarkupSafe 2.0.1, its pip_packages 2.1.3).
+    first, strict = strict, [_replaced(p) for p in build.pip_packages]
     if best_effort:
         deviations.append("environment.yml's conda packages are installed where PyPI has them; "
                           "those it has not are listed in the image's monkeys.skipped label")
     as_of, moved = bounded_date(as_of, spec.python)
     if moved:
         deviations.append(moved)
-    recipe = EnvRecipe(python=spec.python, packages=tuple(strict), install=spec.install or "", setup=build.pre_install,
-                       best_effort=tuple(best_effort), as_of=as_of)
+    recipe = EnvRecipe(python=spec.python, first_packages=tuple(first), packages=tuple(strict), install=spec.install or "",
+                       setup=build.pre_install, best_effort=tuple(best_effort), as_of=as_of)
     return Derived(recipe, tuple(deviations))
 
 

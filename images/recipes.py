@@ -63,6 +63,8 @@ class Recipes:
             raise RecipeError(f"{where}: no 'python' for version {version!r}")
         base = derived or EnvRecipe(python=merged["python"])
         given = {key: tuple(value) if isinstance(value, list) else value for key, value in merged.items()}
+        if "packages" in given:
+            given["first_packages"] = ()  # the file's packages replace all the derived ones
         return dataclasses.replace(base, **given)
 
 

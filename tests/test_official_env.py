@@ -89,10 +89,10 @@ def test_a_requirements_file_is_read_as_the_official_build_read_it():
     derived = derive(_task("pallets/flask", "2.3"), files.get, "2023-04-13T17:03:49Z")
     recipe = derived.recipe
     # -r lines first (as the official build joined them), comments and the repo itself left out, the
-    # yanked types-pkg_resources replaced, and pip_packages winning over the file's own pins.
-    assert recipe.packages[:3] == ("sphinx==4.5.0", "pytest==7.3.0", "types-setuptools")
-    assert "MarkupSafe==2.0.1" not in recipe.packages and "MarkupSafe==2.1.1" in recipe.packages
-    assert recipe.packages[-6:] == tuple(build_for("pallets/flask", "2.3").pip_packages)
+    # yanked types-pkg_resources replaced; pip_packages in a pip call of their own, after the file's
+    # (their MarkupSafe 2.1.1 then replaces the file's 2.0.1, as in the official env).
+    assert recipe.first_packages == ("sphinx==4.5.0", "pytest==7.3.0", "MarkupSafe==2.0.1", "types-setuptools")
+    assert recipe.packages == tuple(build_for("pallets/flask", "2.3").pip_packages)
     assert (recipe.python, recipe.install, recipe.as_of) == ("3.11", "python -m pip install -e .", "2023-04-13T17:03:49Z")
     assert derived.deviations == ()
 
@@ -108,7 +108,7 @@ def test_an_environment_yml_gives_best_effort_conda_packages_and_strict_pip_ones
     derived = derive(_task("pydata/xarray", "0.12"), {"ci/requirements/environment.yml": yml}.get)
     recipe = derived.recipe
     assert recipe.best_effort == ("numpy==1.19.*", "matplotlib")
-    assert recipe.packages[0] == "numbagg" and "dask==2022.8.1" in recipe.packages
+    assert recipe.first_packages == ("numbagg",) and "dask==2022.8.1" in recipe.packages
     assert recipe.python == "3.10"  # the spec's Python wins over the file's, as the official build's did
     text = "\n".join(derived.deviations)
     for expected in ("python=3.8: no PyPI package", "hdf5: no PyPI package", "matplotlib-base -> matplotlib", "monkeys.skipped"):
@@ -117,8 +117,9 @@ def test_an_environment_yml_gives_best_effort_conda_packages_and_strict_pip_ones
 
 def test_conda_package_lists_and_pre_install_commands():
     derived = derive(_task("scikit-learn/scikit-learn", "0.20"), {}.get)
-    # conda's numpy, scipy and cython give way to pip_packages' lines for them, installed after.
-    assert derived.recipe.packages == ("pytest", "pandas", "matplotlib", "cython", "numpy==1.19.2", "setuptools", "scipy==1.5.2")
+    # conda's packages first, then pip_packages' lines (numpy==1.19.2 over conda's numpy), as the official build.
+    assert derived.recipe.first_packages == ("numpy", "scipy", "cython", "pytest", "pandas", "matplotlib")
+    assert derived.recipe.packages == ("cython", "numpy==1.19.2", "setuptools", "scipy==1.5.2")
     assert derived.recipe.python == "3.6"
     sphinx = derive(_task("sphinx-doc/sphinx", "5.0"), {}.get).recipe
     assert sphinx.setup == ("sed -i 's/pytest/pytest -rA/' tox.ini",)
@@ -182,7 +183,7 @@ def test_derive_all_reads_a_real_mirror_at_environment_setup_commit(tmp_path):
                    problem_statement="", fail_to_pass=(), pass_to_pass=(), version="2.3", environment_setup_commit="f" * 40)
     derived, errors = derive_all([good, missing], lambda name: repo)
     assert derived["pallets__flask-1"].recipe.as_of == "2023-04-13T17:03:49Z"
-    assert derived["pallets__flask-1"].recipe.packages[0] == "pytest==7.3.0"
+    assert derived["pallets__flask-1"].recipe.first_packages == ("pytest==7.3.0",)
     assert errors["pallets__flask-2"].startswith("pallets__flask-2:") and "f" * 40 in errors["pallets__flask-2"]
 
 

@@ -1,5 +1,7 @@
 #!/bin/bash
 # Installs a task environment's packages into the env at $1, from the files the builder put in $2:
+#   first.txt         packages installed first, in a pip call of their own (an official spec's
+#                     requirements file or conda packages, before its pip_packages)
 #   requirements.txt  the recipe's packages (pip requirement lines), all of which must install
 #   pins.txt          those of them pinned to one exact version (installed, with their
 #                     dependencies, outside the date bound)
@@ -64,6 +66,9 @@ install_all() {
         fi
     fi
     pins || return 1
+    if [ -s "$IN/first.txt" ]; then
+        pip install -q -r "$IN/first.txt" || return 1
+    fi
     if [ -s "$IN/requirements.txt" ]; then
         pip install -q -r "$IN/requirements.txt" || return 1
     fi

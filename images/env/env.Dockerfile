@@ -2,7 +2,7 @@
 # /opt/miniconda3/envs/testbed, with the recipe's packages.
 FROM {base}
 COPY activate /opt/miniconda3/bin/activate
-COPY env-packages.sh requirements.txt pins.txt best-effort.txt as-of ca.pem /tmp/monkeys-env/
+COPY env-packages.sh first.txt requirements.txt pins.txt best-effort.txt as-of ca.pem /tmp/monkeys-env/
 # The host's CA bundle (the image's own where the host has none) stays in the image, so every later
 # step that reaches PyPI sees it: the packages below, the instance's install step, a recipe's
 # Dockerfile lines and the evaluation's reinstall step (they all inherit this ENV).
@@ -20,6 +20,9 @@ ENV PIP_CERT=/opt/miniconda3/ssl/ca.pem SSL_CERT_FILE=/opt/miniconda3/ssl/ca.pem
 # setuptools and wheel are upgraded first: bullseye's pip 20.3 cannot install pyproject projects in
 # editable mode (xenial's pip 8 ignores Requires-Python, so 3.5 gets the last releases that support
 # it; bionic's pip 9 still defaults to pypi.python.org, gone, so the upgrade names pypi.org).
+# Editable installs put the checkout itself on sys.path (setuptools' "compat" mode), as `setup.py
+# develop` did: the import hook newer setuptools installs instead hides the package from tools that
+# map files to modules by path (pylint 2.15's checkers do not load under it, and its tests fail).
 # env-packages.sh installs the recipe's packages, resolved as of its date where it has one. monkeys-
 # freeze.txt is what the env then holds; the builder copies it (and the resolution) into labels.
 RUN E=/opt/miniconda3/envs/testbed \
@@ -32,6 +35,8 @@ RUN E=/opt/miniconda3/envs/testbed \
     && printf '[global]\ncert = /opt/miniconda3/ssl/ca.pem\n' > "$E/pip.conf" \
     && case "$V" in 3.5) TOOLS="pip<21 setuptools<51 wheel<0.38";; *) TOOLS="pip setuptools wheel";; esac \
     && "$E/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check --index-url https://pypi.org/simple --upgrade $TOOLS \
+    && if "$E/bin/python" -m pip install --help | grep -q -- --config-settings; then \
+           printf '[install]\nconfig-settings = editable_mode=compat\n' >> "$E/pip.conf"; fi \
     && bash /tmp/monkeys-env/env-packages.sh "$E" /tmp/monkeys-env \
     && "$E/bin/python" -m pip list --format=freeze --disable-pip-version-check > "$E/monkeys-freeze.txt" \
     && rm -rf /tmp/monkeys-env \
