@@ -24,17 +24,16 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from agent.attempt import AttemptLimits, AttemptOutcome, Scaffold, run_attempt
 from agent.model import Endpoint, Model, ModelUnavailable
 from agent.prompts import Templates
+from agent.trajectories import trajectory_path, write_trajectory
 from harness.containers import ContainerRuntime
 from harness.scores.prices import Price, Usage, price_dict
 from harness.store import NO_IMAGE_META, PARAMETERS_META, TASKS_META, StoredAttempt, AttemptStatus, RunStore
@@ -404,17 +403,12 @@ class Sampler:
 
     def _record(self, task: Task, result: AttemptOutcome, calls_without_usage: int = 0) -> None:
         """Trajectory file first, then the store row that commits the attempt."""
-        rel = Path("trajectories") / task.instance_id / f"{result.index}.json"
-        path = self.store.dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
         details = self._details(result, calls_without_usage)
-        details["trajectory"] = str(rel)
+        details["trajectory"] = str(trajectory_path(task.instance_id, result.index))
         document = {"instance_id": task.instance_id, "index": result.index, "run": self.config.run,
                     "config": self.full_config, "fingerprint": self.config.fingerprint(), "attempt": details,
                     "patch": result.patch, "messages": result.trajectory}
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(document, indent=1, default=str))
-        os.replace(tmp, path)
+        write_trajectory(self.store.dir, task.instance_id, result.index, document)
         status = AttemptStatus.INFRA_ERROR if result.infra_error else AttemptStatus.DONE
         self.store.save_attempt(StoredAttempt(task.instance_id, result.index, self.model.config.name,
                                               result.patch, status.value, details))

@@ -1,6 +1,8 @@
 """Our trajectory files in other tools' formats, so people can open them in the viewers they know.
 
-The sampler writes one file per attempt, ``runs/<run>/trajectories/<instance_id>/<index>.json``:
+The sampler writes one file per attempt, ``runs/<run>/trajectories/<instance_id>/<index>.json``
+(``trajectory_path``; one folder per task, so at the paper's scale of 250 attempts x 300 tasks no
+folder holds more than 300 entries; readers follow the path each attempt's record names):
 ``{"instance_id", "index", "run", "config", "fingerprint", "attempt", "patch", "messages"}``, each
 message ``{"role", "content", "t", ...}`` with the scaffold's extra keys (``tokens`` and ``tool_calls``
 on a reply; ``command``, ``exit_code``, ``end``, ``seconds`` on a command's observation).
@@ -19,6 +21,7 @@ finds by ``rglob("*.traj.json")``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,40 @@ MINI_SWE_AGENT_FORMAT = "mini-swe-agent-1.1"
 """The ``trajectory_format`` value mini-swe-agent 2.x writes (default.py at the commit above)."""
 
 _KEPT = ("role", "content")
+
+TRAJECTORIES_DIR = "trajectories"
+
+
+def trajectory_path(instance_id: str, index: int) -> Path:
+    """Where an attempt's trajectory file lies, relative to its run's folder: sharded by task, so a
+    folder holds one task's k attempts and ``trajectories/`` one folder per task, never tens of
+    thousands of files at once."""
+    return Path(TRAJECTORIES_DIR) / instance_id / f"{index}.json"
+
+
+def write_trajectory(run_dir: Path, instance_id: str, index: int, document: dict[str, Any]) -> Path:
+    """Write one attempt's trajectory document whole (through a temporary file, so a crash never
+    leaves half a file under the real name); returns its path relative to ``run_dir``, which the
+    attempt's record keeps as ``details["trajectory"]``."""
+    rel = trajectory_path(instance_id, index)
+    path = run_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=1, default=str))
+    os.replace(tmp, path)
+    return rel
+
+
+def trajectory_file(run_dir: Path, attempt: StoredAttempt) -> Path:
+    """An attempt's trajectory file: the path its record names (whatever layout wrote it), else where
+    ``trajectory_path`` puts it."""
+    return run_dir / attempt.details.get("trajectory", trajectory_path(attempt.instance_id, attempt.index))
+
+
+def read_trajectory(run_dir: Path, attempt: StoredAttempt) -> dict[str, Any] | None:
+    """An attempt's trajectory document, or None when its file is not in the run."""
+    path = trajectory_file(run_dir, attempt)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def to_mini_swe_agent(document: dict[str, Any]) -> dict[str, Any]:
@@ -107,13 +144,13 @@ def export_mini_swe_agent(run_dir: Path, attempts: Sequence[StoredAttempt], out:
     result = MiniSweAgentExport()
     preds: dict[int, dict[str, dict]] = {}
     for a in attempts:
-        source = run_dir / a.details.get("trajectory", f"trajectories/{a.instance_id}/{a.index}.json")
-        if not source.is_file():
-            result.missing.append(source)
+        document = read_trajectory(run_dir, a)
+        if document is None:
+            result.missing.append(trajectory_file(run_dir, a))
             continue
         target = mini_swe_agent_path(out, a.index, a.instance_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(to_mini_swe_agent(json.loads(source.read_text())), indent=2, default=str))
+        target.write_text(json.dumps(to_mini_swe_agent(document), indent=2, default=str))
         result.written.append(target)
         preds.setdefault(a.index, {})[a.instance_id] = {
             "model_name_or_path": f"{a.model}__s{a.index}", "instance_id": a.instance_id, "model_patch": a.patch or ""}

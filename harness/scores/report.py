@@ -88,16 +88,18 @@ def _judged(e: EvalRecord) -> bool:
     return e.status in JUDGED_STATUSES
 
 
-def task_attempts(data: RunData, *, guarded: bool = True) -> list[TaskAttempts]:
+def task_attempts(data: RunData, *, guarded: bool = True, hashes: dict[str, str] | None = None) -> list[TaskAttempts]:
     """Each task's judged attempts, in sample order. Correct is ``resolved_guarded``, or the official
-    ``resolved`` with ``guarded=False``."""
+    ``resolved`` with ``guarded=False``. ``hashes`` (patch -> patch_hash), shared between calls on the
+    same records, spares hashing every patch again (seconds at 75,000 attempts)."""
+    hashes = {} if hashes is None else hashes
     verdicts = {(e.instance_id, e.index): e for e in data.evaluations if _judged(e)}
     by_task: dict[str, list[JudgedAttempt]] = {}
     for a in data.attempts:
         e = verdicts.get((a.instance_id, a.index))
         # A verdict belongs to one patch: one judged on another patch at this index (an attempt made
         # again since) leaves this attempt unjudged.
-        if a.status != AttemptStatus.DONE.value or e is None or e.patch_hash != patch_hash(a.patch):
+        if a.status != AttemptStatus.DONE.value or e is None or e.patch_hash != _hash(a.patch, hashes):
             continue
         usage = a.details.get("usage", {})
         by_task.setdefault(a.instance_id, []).append(JudgedAttempt(
@@ -109,6 +111,13 @@ def task_attempts(data: RunData, *, guarded: bool = True) -> list[TaskAttempts]:
     return [TaskAttempts(iid, tuple(sorted(xs, key=lambda x: x.index))) for iid, xs in sorted(by_task.items())]
 
 
+def _hash(patch: str | None, hashes: dict[str, str]) -> str:
+    key = patch or ""
+    if key not in hashes:
+        hashes[key] = patch_hash(patch)
+    return hashes[key]
+
+
 def mean_coverage(tasks: Sequence[TaskAttempts], k: int) -> float:
     """Mean unbiased pass@k over the tasks that have at least k judged attempts."""
     values = [pass_at_k(t.n, t.c, k) for t in tasks if t.n >= k]
@@ -117,7 +126,8 @@ def mean_coverage(tasks: Sequence[TaskAttempts], k: int) -> float:
 
 def summarize(data: RunData, *, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The JSON summary of one run; ``definitions`` in it says what each coverage and cost figure is."""
-    tasks = [t for t in task_attempts(data) if t.n > 0]
+    hashes: dict[str, str] = {}
+    tasks = [t for t in task_attempts(data, hashes=hashes) if t.n > 0]
     common = max_common_k(tasks)
     largest = max((t.n for t in tasks), default=0)
     model = data.fingerprint.get("model", {})
@@ -158,7 +168,7 @@ def summarize(data: RunData, *, bootstrap: int = 1000, seed: int = 0) -> dict[st
     ks = ks_up_to(largest)
     summary["coverage"] = [asdict(p) for p in coverage_curve(tasks, ks, bootstrap=bootstrap, seed=seed)]
     summary["coverage_all_tasks"] = _coverage_all_tasks(tasks, requested, common, bootstrap, seed)
-    unguarded = [t for t in task_attempts(data, guarded=False) if t.n > 0]
+    unguarded = [t for t in task_attempts(data, guarded=False, hashes=hashes) if t.n > 0]
     summary["coverage_unguarded"] = [asdict(p) for p in coverage_curve(unguarded, ks, bootstrap=bootstrap, seed=seed)]
     summary["selection"] = {m.value: [asdict(p) for p in selection_curve(tasks, m, ks, seed=seed, bootstrap=bootstrap)]
                             for m in Selection}
