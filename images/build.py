@@ -410,7 +410,8 @@ class ImageBuilder:
             "env-packages.sh": template("env-packages.sh").encode(),
             "first.txt": _lines(spec.first_packages),
             "requirements.txt": _lines(spec.packages),
-            "pins.txt": _lines(p for p in (*spec.first_packages, *spec.packages) if exact_pin(p)),
+            "first-pins.txt": _lines(p for p in spec.first_packages if exact_pin(p)),
+            "pins.txt": _lines(p for p in spec.packages if exact_pin(p)),
             "best-effort.txt": _lines(spec.best_effort),
             "as-of": spec.as_of.encode(),
             # An empty bundle leaves the image on its own CAs (the template copies those instead).

@@ -4,7 +4,7 @@
 #                     requirements file or conda packages, before its pip_packages)
 #   requirements.txt  the recipe's packages (pip requirement lines), all of which must install
 #   pins.txt          those of them pinned to one exact version (installed, with their
-#                     dependencies, outside the date bound)
+#                     dependencies, outside the date bound); first-pins.txt: those of first.txt
 #   best-effort.txt   lines installed where PyPI has them (an official spec's conda packages);
 #                     those it cannot install are listed in $1/monkeys-skipped.txt
 #   as-of             a UTC time, or empty: resolve what is left unpinned as PyPI was then
@@ -44,9 +44,9 @@ fi
 pins() {
     # A spec's exact pins may postdate the task (SWE-bench pinned many in 2023, tox 4.16 in 2024):
     # under a bound they are installed as given, with what they depend on, outside it (a 2024 tox
-    # needs a 2024 cachetools); the bounded steps then find them already satisfied.
-    if [ -s "$E/monkeys-as-of" ] && [ -s "$IN/pins.txt" ]; then
-        (unset PIP_UPLOADED_PRIOR_TO; pip install -q -r "$IN/pins.txt") || return 1
+    # needs a 2024 cachetools); the bounded step of the same phase then finds them satisfied.
+    if [ -s "$E/monkeys-as-of" ] && [ -s "$IN/$1" ]; then
+        (unset PIP_UPLOADED_PRIOR_TO; pip install -q -r "$IN/$1") || return 1
     fi
 }
 
@@ -56,19 +56,22 @@ install_all() {
     : > "$E/monkeys-skipped.txt"
     # Best effort first, as the official build made the conda env before pip installed on top of it.
     if [ -s "$IN/best-effort.txt" ]; then
-        pins || return 1
-        if ! pip install -q -r "$IN/best-effort.txt"; then
+        pins first-pins.txt || return 1
+        pins pins.txt || return 1
+        # conda gave binaries: an older wheel beats compiling a newer sdist for minutes.
+        if ! pip install -q --prefer-binary -r "$IN/best-effort.txt"; then
             echo "some best-effort packages did not install together; installing them one at a time"
             while IFS= read -r line; do
                 [ -n "$line" ] || continue
-                pip install -q "$line" || echo "$line" >> "$E/monkeys-skipped.txt"
+                pip install -q --prefer-binary "$line" || echo "$line" >> "$E/monkeys-skipped.txt"
             done < "$IN/best-effort.txt"
         fi
     fi
-    pins || return 1
+    pins first-pins.txt || return 1
     if [ -s "$IN/first.txt" ]; then
         pip install -q -r "$IN/first.txt" || return 1
     fi
+    pins pins.txt || return 1
     if [ -s "$IN/requirements.txt" ]; then
         pip install -q -r "$IN/requirements.txt" || return 1
     fi

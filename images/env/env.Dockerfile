@@ -2,7 +2,7 @@
 # /opt/miniconda3/envs/testbed, with the recipe's packages.
 FROM {base}
 COPY activate /opt/miniconda3/bin/activate
-COPY env-packages.sh first.txt requirements.txt pins.txt best-effort.txt as-of ca.pem /tmp/monkeys-env/
+COPY env-packages.sh first.txt first-pins.txt requirements.txt pins.txt best-effort.txt as-of ca.pem /tmp/monkeys-env/
 # The host's CA bundle (the image's own where the host has none) stays in the image, so every later
 # step that reaches PyPI sees it: the packages below, the instance's install step, a recipe's
 # Dockerfile lines and the evaluation's reinstall step (they all inherit this ENV).
