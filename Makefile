@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 $(BIN)/monkeys: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,cpu]'
+	$(BIN)/pip install -q -e '.[test,cpu,ray]'
 	touch $@
 
 # A Docker engine (installed and started where none answers and we are root) and debootstrap.

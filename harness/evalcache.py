@@ -117,5 +117,14 @@ class EvalCache:
             conn.execute("INSERT OR REPLACE INTO applies_v2 VALUES (?, ?, ?, ?, ?)",
                          (key.image_id, key.plan, key.patch, applied.method.name if applied.method else None, applied.output))
 
+    def entries(self, plan: str, patch: str) -> dict[CacheKey, tuple[Applied | None, list[RawRun]]]:
+        """Everything held for a plan and a patch, under every image id it was measured in: what a job
+        that runs elsewhere (harness/cluster.py) needs before it starts, whichever image id its node has."""
+        images = self.db.query("SELECT image_id FROM applies_v2 WHERE plan=? AND patch=? "
+                               "UNION SELECT image_id FROM raw_runs_v2 WHERE plan=? AND patch=?",
+                               (plan, patch, plan, patch))
+        keys = [CacheKey(image_id, plan, patch) for (image_id,) in images]
+        return {key: (self.applied(key), self.runs(key)) for key in keys}
+
     def close(self) -> None:
         self.db.close()

@@ -3,7 +3,9 @@
 This module decides which runs each prediction needs and gets them (from the evaluation cache, or
 new runs, each in a fresh container); ``verdict.py`` turns runs into a record (pure),
 ``evidence.py`` writes each unique patch's folder, ``official_report.py`` the run's report.json.
-It streams: records are committed as jobs end, and only the jobs in flight hold their logs.
+It streams: records are committed as jobs end, and only the jobs in flight hold their logs. The jobs
+run on threads here (LocalJobs) or as Ray tasks across a cluster (harness/cluster.py); either way
+this module's caller alone judges and commits.
 
 For each task with predictions, a gold audit first (the gold patch run ``audit_runs`` times, cached
 per image so it is paid once): it names the tests that flake under the gold patch, and how long its
@@ -24,9 +26,10 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import docker
 import docker.errors
@@ -208,6 +211,85 @@ def _parse_cached(task: Task, raw: RawRun) -> TestRun:
     return replace(read_run(task, raw.output, raw.exit_code), timed_out=raw.timed_out, limits_hit=raw.limits_hit)
 
 
+# -- the work of one evaluation job -------------------------------------------------------------
+# Module-level functions of an Evaluator and plain values, so that they can run wherever the
+# evaluator's engine is: a thread here, or a Ray worker on another node (harness/cluster.py).
+
+Prepared = tuple[GoldAudit, int, PatchRuns | None]
+"""A task's gold audit, the test runs that preparing it executed, and its baseline (or None)."""
+
+Measured = tuple[PatchRuns, bool | None, PatchRuns | None]
+"""A job's runs, whether the existing tests still hold, and the runs that told."""
+
+
+def prepare_task(evaluator: Evaluator, task: Task) -> Prepared:
+    """What a task's jobs need first: its gold audit and, with ``existing_tests``, its baseline."""
+    audit, gold = evaluator.audit(task)
+    baseline = evaluator.baseline(task) if evaluator.config.existing_tests else None
+    return audit, gold.new_runs + (baseline.new_runs if baseline else 0), baseline
+
+
+def run_job(evaluator: Evaluator, task: Task, patch: str | None, audit: GoldAudit,
+            baseline: PatchRuns | None) -> Measured:
+    """One unique (task, patch): its runs under the audit's needs, and the existing tests where asked."""
+    config = evaluator.config
+    runs = evaluator.measure(task, patch, runs_needed_for(task, audit, config.policy, config.reruns),
+                             hang_is_verdict=audit.hang_is_verdict(config.timeout))
+    kept, existing_runs = (None, None)
+    if config.existing_tests and runs.applies:
+        kept, existing_runs = evaluator.existing_tests(task, patch, baseline)
+    return runs, kept, existing_runs
+
+
+class Jobs(Protocol):
+    """Where a run's preparations and jobs execute. ``evaluate`` submits within a bounded window and
+    takes results as they finish, on its own thread. By the time ``result`` returns, the job's runs
+    are in the evaluation cache (written by the worker thread here; on a cluster, by this thread from
+    what the job sent back). Handles are opaque: futures here, Ray ObjectRefs in harness/cluster.py."""
+
+    slots: int
+    """Jobs that can run at once: the window of jobs in flight is a multiple of it."""
+
+    def prepare(self, task: Task) -> Hashable: ...
+
+    def job(self, task: Task, patch: str | None, audit: GoldAudit, baseline: PatchRuns | None) -> Hashable: ...
+
+    def wait(self, pending: Collection[Hashable]) -> Iterable[Hashable]:
+        """Block until at least one of ``pending`` has finished; those that have."""
+        ...
+
+    def result(self, handle: Hashable) -> Prepared | Measured: ...
+
+    def close(self) -> None:
+        """Start nothing more; let what is running end (or stop it, where it cannot be waited for)."""
+        ...
+
+
+class LocalJobs:
+    """Jobs on this machine's engine: ``config.workers`` threads sharing one Evaluator."""
+
+    def __init__(self, evaluator: Evaluator):
+        self.evaluator = evaluator
+        self.slots = max(1, evaluator.config.workers)
+        self.pool = ThreadPoolExecutor(self.slots)
+
+    def prepare(self, task: Task) -> Hashable:
+        return self.pool.submit(prepare_task, self.evaluator, task)
+
+    def job(self, task: Task, patch: str | None, audit: GoldAudit, baseline: PatchRuns | None) -> Hashable:
+        return self.pool.submit(run_job, self.evaluator, task, patch, audit, baseline)
+
+    def wait(self, pending: Collection[Hashable]) -> Iterable[Hashable]:
+        return wait(pending, return_when=FIRST_COMPLETED)[0]
+
+    def result(self, handle: Hashable) -> Prepared | Measured:
+        return handle.result()
+
+    def close(self) -> None:
+        # The jobs already running end (their runs reach the cache; their containers are removed).
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class RunResult:
     records: list[EvalRecord]
@@ -242,7 +324,7 @@ def check_run_holds(store: RunStore, predictions: Sequence[Prediction], hashes: 
 
 def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[Prediction], store: RunStore,
              *, problems: Sequence[str] = (), on_done: Callable[[EvalRecord], None] | None = None,
-             from_attempts: bool = False) -> RunResult:
+             from_attempts: bool = False, jobs: Jobs | None = None) -> RunResult:
     """Evaluate every prediction whose task is in ``tasks``; write the evidence and the reports.
 
     Streamed, so a run of any size holds no more logs than its workers have jobs in flight: each task's
@@ -254,7 +336,11 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
 
     ``from_attempts``: the predictions are the store's own sampled attempts (a re-made attempt's new
     patch then replaces the verdict on its old one); otherwise predictions that differ from verdicts
-    the store already holds are refused (RunMismatch)."""
+    the store already holds are refused (RunMismatch).
+
+    ``jobs``: where the measuring runs (default: ``config.workers`` threads here; harness/cluster.py's
+    RayJobs for a Ray cluster). Judging, evidence and commits stay on this thread either way, and
+    ``jobs`` is closed on return."""
     config = evaluator.config
     by_id = {t.instance_id: t for t in tasks}
     known = [p for p in predictions if p.instance_id in by_id]
@@ -276,21 +362,6 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
     audits: dict[str, GoldAudit] = {}
     baselines: dict[str, PatchRuns | None] = {}  # a task's, kept only while its jobs run
     executed = 0
-
-    def prepare(instance_id: str) -> tuple[GoldAudit, int, PatchRuns | None]:
-        task = by_id[instance_id]
-        audit, gold = evaluator.audit(task)
-        baseline = evaluator.baseline(task) if config.existing_tests else None
-        return audit, gold.new_runs + (baseline.new_runs if baseline else 0), baseline
-
-    def run_job(task: Task, patch: str | None, audit: GoldAudit,
-                baseline: PatchRuns | None) -> tuple[PatchRuns, bool | None, PatchRuns | None]:
-        runs = evaluator.measure(task, patch, runs_needed_for(task, audit, config.policy, config.reruns),
-                                 hang_is_verdict=audit.hang_is_verdict(config.timeout))
-        kept, existing_runs = (None, None)
-        if config.existing_tests and runs.applies:
-            kept, existing_runs = evaluator.existing_tests(task, patch, baseline)
-        return runs, kept, existing_runs
 
     def finish(job: tuple[str, str], runs: PatchRuns, kept: bool | None, existing_runs: PatchRuns | None) -> None:
         """Judge, record and report every prediction of ``job``, one commit each; the evidence once."""
@@ -321,11 +392,11 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
     # The driver (this thread) alone judges, writes evidence and commits; workers only measure. Task
     # preparations are capped at one per worker so that a prepared task's jobs start at once rather
     # than queueing behind every other task's audit.
-    workers = max(1, config.workers)
+    jobs = jobs or LocalJobs(evaluator)
+    workers = jobs.slots
     window = workers * JOBS_PER_WORKER
     to_prepare, ready = deque(needed), deque()
-    in_flight: dict[Future, tuple[str, str] | str] = {}
-    pool = ThreadPoolExecutor(workers)
+    in_flight: dict[Hashable, tuple[str, str] | str] = {}
     try:
         while to_prepare or ready or in_flight:
             while len(in_flight) < window:
@@ -333,32 +404,31 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
                 if ready:
                     job = ready.popleft()
                     # Workers get what they need as arguments: the driver alone touches the shared state.
-                    in_flight[pool.submit(run_job, by_id[job[0]], known[groups[job][0]].patch, audits[job[0]],
-                                          baselines[job[0]])] = job
+                    in_flight[jobs.job(by_id[job[0]], known[groups[job][0]].patch, audits[job[0]],
+                                       baselines[job[0]])] = job
                 elif to_prepare and preparing < workers:
                     instance_id = to_prepare.popleft()
-                    in_flight[pool.submit(prepare, instance_id)] = instance_id
+                    in_flight[jobs.prepare(by_id[instance_id])] = instance_id
                 else:
                     break
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                what = in_flight.pop(future)
+            for handle in jobs.wait(list(in_flight)):
+                what = in_flight.pop(handle)
                 if isinstance(what, str):
-                    audit, new_runs, baseline = future.result()
+                    audit, new_runs, baseline = jobs.result(handle)
                     audits[what], baselines[what] = audit, baseline
                     executed += new_runs
                     # The run's audits, merged with those of earlier calls, for reports (gold_failing, reasons).
                     store.set_meta(AUDITS_META, {**(store.meta(AUDITS_META) or {}), what: audit.as_meta()})
                     ready.extend(jobs_of[what])
                 else:
-                    finish(what, *future.result())
+                    finish(what, *jobs.result(handle))
                     jobs_left[what[0]] -= 1
                     if not jobs_left[what[0]]:
                         del baselines[what[0]]
     finally:
         # On an error or an interrupt: start nothing more, and let the jobs already running end (their
         # runs reach the cache; their containers are removed) before the error goes on.
-        pool.shutdown(wait=True, cancel_futures=True)
+        jobs.close()
 
     audits = {i: audits[i] for i in needed}
     done = [r for r in records if r is not None]

@@ -284,10 +284,12 @@ def test_reruns_start_from_fresh_containers(make_evaluator, tasks, tmp_path):
     leaving = make_patch(task, tmp_path, {"src/taskq/__init__.py": lambda old: old + marker})
     result, _ = run_eval(make_evaluator("test-fresh"), [task], [pred(task, leaving)], tmp_path)
     record = result.records[0]
-    # In one container every run after the first would fail on the marker; in fresh ones only the
-    # known flaky test varies.
+    # In one container every run after the first would fail on the marker, so every test would
+    # vary; in fresh ones at most the known flaky test does (whether it varies within 11 runs is
+    # chance, so the test does not ask that it did).
     assert record.test_runs == 11
-    assert list(record.flaky_tests) == ["tests/test_workers.py::test_random_pick_spreads_load"]
+    assert set(record.flaky_tests) <= {"tests/test_workers.py::test_random_pick_spreads_load"}
+    assert record.status == "graded", (record.status, record.error)
 
 
 def test_existing_tests_are_judged_without_the_hidden_test_patch(make_evaluator, tasks, tmp_path):

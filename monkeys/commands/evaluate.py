@@ -71,6 +71,13 @@ def cmd_evaluate(args) -> int:
     for problem in preds.problems:
         err.print(f"[yellow]bad row[/] {escape(problem)}")
     evaluator = make_evaluator(args, run)
+    jobs = None
+    if args.cluster:
+        try:
+            from harness.cluster import RayJobs  # Ray is an optional extra: imported only when asked for
+        except ImportError as missing:
+            raise SystemExit(f"error: --cluster needs Ray ({missing}); install it with pip install 'monkeys[ray]'") from None
+        jobs = RayJobs(evaluator, args.cluster)
     store = RunStore(run)
     with progress_bars() as progress:
         # Records stream in as each job ends, so the bar moves from the first one; predictions for tasks
@@ -80,7 +87,7 @@ def cmd_evaluate(args) -> int:
                                 total=sum(p.instance_id in ids for p in preds.predictions))
         try:
             result = evaluate(evaluator, tasks, preds.predictions, store, problems=preds.problems,
-                              on_done=lambda _: progress.advance(bar), from_attempts=sampling_run)
+                              on_done=lambda _: progress.advance(bar), from_attempts=sampling_run, jobs=jobs)
         except RunMismatch as refused:
             store.close()
             raise SystemExit(f"error: {refused}") from None
@@ -164,6 +171,11 @@ def add_parsers(commands, shared: SharedOptions) -> None:
                    help="alone: the finished attempts of the sampling run runs/RUN/, judged into its store; with "
                         "--preds/--gold/--empty: where results land (default: the preds file's stem, or gold/empty). "
                         "Calling again re-grades from cached test runs and retries infrastructure errors")
+    p.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("MONKEYS_CLUSTER") or None,
+                   help="run the evaluations as tasks on this Ray cluster (auto: the one this machine belongs to; "
+                        "default $MONKEYS_CLUSTER), each on the Docker engine of its node; every node needs the "
+                        "task images and monkeys[ray]. Judging, the run store and the cache stay here; --workers "
+                        "is then ignored, Ray packs jobs by their declared CPUs and memory")
     p.set_defaults(func=cmd_evaluate, makes_containers=True)
 
     p = commands.add_parser(

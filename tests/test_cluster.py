@@ -1,0 +1,214 @@
+"""`monkeys evaluate --cluster` on a real two-node Ray cluster on this machine (both nodes on the local
+Docker engine): the same store contents as the same evaluation run locally, the containers made by
+Ray workers rather than by the driver, and nothing left behind (no container, no Ray process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from harness.containers import OWNER_LABEL, RUN_LABEL
+from harness.evalcache import EvalCache
+from harness.store import RunStore
+from tests.conftest import unavailable
+
+# What a verdict is, without what only says how long it took or where its evidence lies.
+TIMING = {"test_seconds", "overhead_seconds", "path"}
+
+
+def raylets() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "raylet"], capture_output=True, text=True).stdout.split()
+    return {int(pid) for pid in found}
+
+
+NODE = dict(num_cpus=2, memory=5 * 2**30, object_store_memory=128 * 2**20)
+"""A node of 2 CPUs: with 2-CPU containers, one job at a time."""
+
+
+@contextmanager
+def ray_cluster(head_cpus: int):
+    """A Ray cluster on this machine: a head with ``head_cpus`` and one worker node. Shut down, and every
+    Ray process it started gone, at the end."""
+    try:
+        from ray.cluster_utils import Cluster
+    except ImportError as err:
+        unavailable(f"ray is not installed ({err}): pip install -e '.[ray]'")
+    before = raylets()
+    made = Cluster(initialize_head=True, head_node_args={**NODE, "num_cpus": head_cpus, "include_dashboard": False})
+    try:
+        made.add_node(**NODE)
+        made.wait_for_nodes()
+        yield made
+    finally:
+        made.shutdown()
+    for _ in range(60):  # raylets exit shortly after being told to
+        if raylets() <= before:
+            break
+        time.sleep(0.5)
+    assert raylets() <= before, f"Ray processes left: {sorted(raylets() - before)}"
+
+
+@pytest.fixture
+def cluster():
+    """Two nodes of 2 CPUs each, so two jobs at once must spread over both."""
+    with ray_cluster(head_cpus=2) as made:
+        yield made
+
+
+def evaluate(tmp_path: Path, name: str, preds: Path, *extra: str, env: dict | None = None) -> tuple[int, list[dict]]:
+    """``monkeys evaluate`` into its own runs folder and cache; the driver's pid, and the store's
+    records without their timings."""
+    env = {**{k: v for k, v in os.environ.items() if k != "MONKEYS_CLUSTER"}, **(env or {}),
+           "MONKEYS_CACHE": str(tmp_path / f"cache-{name}"), "MONKEYS_RUNS": str(tmp_path / f"runs-{name}")}
+    driver = subprocess.Popen([sys.executable, "-m", "monkeys", "evaluate", "--preds", str(preds), "--run", name,
+                               "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = driver.communicate(timeout=900)
+    assert driver.returncode == 0, err
+    assert json.loads(out)["error_instances"] == 0
+    store = RunStore(name, root=tmp_path / f"runs-{name}")
+    try:
+        records = [{k: v for k, v in vars(r).items() if k not in TIMING} for r in store.evaluations()]
+    finally:
+        store.close()
+    return driver.pid, records
+
+
+def container_owners(client, run: str, since: float) -> list[str]:
+    """The owner label (host:pid) of every container made for ``run`` since ``since``."""
+    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                           filters={"type": "container", "event": "create", "label": f"{RUN_LABEL}={run}"})
+    return [e["Actor"]["Attributes"][OWNER_LABEL] for e in events]
+
+
+@pytest.mark.docker
+def test_evaluate_on_a_two_node_cluster_matches_the_local_run(cluster, docker_client, built_suite, bundled_tasks,
+                                                             tmp_path):
+    chosen = [t for t in bundled_tasks if not t.flaky][:3]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"instance_id": t.instance_id, "model_name_or_path": model, "model_patch": patch})
+                             + "\n" for t in chosen for model, patch in (("gold", t.patch), ("empty", ""))))
+
+    started = time.time()
+    local_pid, local = evaluate(tmp_path, "local", preds, "--workers", "2")
+    local_owners = container_owners(docker_client, "local", started)
+
+    started = time.time()
+    # The address through the environment, as a cluster's users set it once.
+    driver_pid, on_ray = evaluate(tmp_path, "onray", preds, env={"MONKEYS_CLUSTER": cluster.address})
+    ray_owners = container_owners(docker_client, "onray", started)
+
+    # Same verdicts, statuses, runs and apply outcomes for every prediction.
+    assert len(local) == 2 * len(chosen) and on_ray == local
+    assert sorted(r["instance_id"] for r in local if r["resolved"]) == sorted(t.instance_id for t in chosen)
+    # The containers were made by Ray workers, not by the driver (and locally, by the driver).
+    assert local_owners and {o.rpartition(":")[2] for o in local_owners} == {str(local_pid)}
+    assert len(ray_owners) == len(local_owners)
+    assert str(driver_pid) not in {o.rpartition(":")[2] for o in ray_owners}
+    # Two audits start at once and each fills a node's 2 CPUs: Ray must put them on different nodes.
+    assert len(set(ray_owners)) >= 2
+    # The driver wrote every run the workers made to its own cache, as the local run did.
+    caches = [EvalCache(tmp_path / f"cache-{name}" / "evaluations.sqlite") for name in ("local", "onray")]
+    try:
+        counts = [cache.db.query("SELECT COUNT(*) FROM raw_runs_v2")[0][0] for cache in caches]
+    finally:
+        for cache in caches:
+            cache.close()
+    assert counts[0] > 0 and counts[1] == counts[0]
+    # Calling again re-grades from the driver's cache: no container at all, the same records.
+    started = time.time()
+    _, again = evaluate(tmp_path, "onray", preds, "--cluster", cluster.address)
+    assert container_owners(docker_client, "onray", started) == []
+    assert [{**r, "new_test_runs": 0} for r in local] == again
+    for run in ("local", "onray"):
+        assert docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run}"}) == []
+
+
+@pytest.mark.docker
+def test_a_node_removed_mid_run_has_its_jobs_redone_elsewhere_and_each_committed_once(docker_client, built_suite,
+                                                                                      bundled_tasks, tmp_path):
+    chosen = [t for t in bundled_tasks if not t.flaky][:3]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"instance_id": t.instance_id, "model_name_or_path": model, "model_patch": patch})
+                             + "\n" for t in chosen for model, patch in (("gold", t.patch), ("empty", ""))))
+    env = {**{k: v for k, v in os.environ.items() if k != "MONKEYS_CLUSTER"},
+           "MONKEYS_CACHE": str(tmp_path / "cache"), "MONKEYS_RUNS": str(tmp_path / "runs")}
+    # A head with no CPUs for jobs: every job runs on the worker node, which goes down under one.
+    with ray_cluster(head_cpus=0) as cluster:
+        doomed = cluster.list_all_nodes()[-1]
+        driver = subprocess.Popen([sys.executable, "-m", "monkeys", "evaluate", "--preds", str(preds), "--run", "dies",
+                                   "--audit-runs", "3", "--json", "--cluster", cluster.address],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            deadline = time.monotonic() + 300
+            while not docker_client.containers.list(filters={"label": f"{RUN_LABEL}=dies"}):
+                assert driver.poll() is None and time.monotonic() < deadline, "no job started"
+                time.sleep(0.2)
+            cluster.remove_node(doomed)  # killed, as a machine that goes down: its job in flight is lost
+            cluster.add_node(**NODE)
+            out, err = driver.communicate(timeout=900)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        assert driver.returncode == 0, err
+        assert json.loads(out)["error_instances"] == 0
+    store = RunStore("dies", root=tmp_path / "runs")
+    try:
+        records = store.evaluations()
+    finally:
+        store.close()
+    assert sorted((r.instance_id, r.index) for r in records) == sorted((t.instance_id, i) for t in chosen for i in (0, 1))
+    assert all(r.status == "graded" and r.resolved is (r.model == "gold") for r in records)
+    # Each run written once: 3 gold runs per task for its audit (which its gold prediction reuses) and 1
+    # run of the empty patch; the lost job's runs never reached the cache, its redo's did.
+    cache = EvalCache(tmp_path / "cache" / "evaluations.sqlite")
+    try:
+        assert cache.db.query("SELECT COUNT(*) FROM raw_runs_v2")[0][0] == 3 * len(chosen) + len(chosen)
+    finally:
+        cache.close()
+    # The lost node's container was reaped by the driver's last sweep over the nodes.
+    assert docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}=dies"}) == []
+
+
+def test_a_jobs_cache_writes_replayed_by_the_driver_equal_writing_directly(tmp_path):
+    """What a remote job wrote to its snapshot, made by the driver, leaves the cache as if the job had
+    written it there itself (the order of runs included), and the snapshot answered reads as the cache."""
+    try:
+        from harness.cluster import SnapshotCache, memory_bytes
+    except ImportError as err:
+        unavailable(f"ray is not installed ({err}): pip install -e '.[ray]'")
+    from harness.evalcache import Applied, CacheKey, RawRun
+    from harness.evalscript import ApplyMethod
+
+    key, other = CacheKey("sha256:a", "plan", "patch"), CacheKey("sha256:b", "plan", "patch")
+    direct, replayed = EvalCache(tmp_path / "direct.sqlite"), EvalCache(tmp_path / "replayed.sqlite")
+    first = RawRun("old", 1, 2.0, True, 10.0)
+    for cache in (direct, replayed):
+        cache.add_run(key, first)
+    snapshot = SnapshotCache(replayed.entries("plan", "patch"))
+    assert snapshot.runs(key) == [first] and snapshot.applied(key) is None and snapshot.runs(other) == []
+    writes = [("drop_runs", key), ("record_apply", key, Applied(ApplyMethod.GIT_APPLY, "ok")),
+              ("add_run", key, RawRun("one", 0, 1.0)), ("add_run", key, RawRun("two", 1, 1.5)),
+              ("add_run", other, RawRun("elsewhere", 0, 1.0))]
+    for method, *args in writes:
+        getattr(direct, method)(*args)
+        getattr(snapshot, method)(*args)
+    assert [w.method for w in snapshot.writes] == [w[0] for w in writes]
+    for write in snapshot.writes:
+        write.apply(replayed)
+    try:
+        assert replayed.entries("plan", "patch") == direct.entries("plan", "patch")
+        assert [r.output for r in replayed.runs(key)] == ["one", "two"] == [r.output for r in snapshot.runs(key)]
+    finally:
+        direct.close()
+        replayed.close()
+    assert memory_bytes("4g") == 4 * 2**30 and memory_bytes("512m") == 512 * 2**20 and memory_bytes("100") == 100
+    with pytest.raises(ValueError, match="not a memory size"):
+        memory_bytes("lots")
