@@ -458,3 +458,35 @@ def test_report_fits_section_carries_curves_with_intervals_when_ok():
     assert fits["distribution"]["selection"] == "AIC" and len(fits["distribution"]["candidates"]) == 4
     assert fits["holdout"]["distribution"]["status"] == "ok"
     assert "no prediction" not in _fits_section([{"run": "r", "fits": fits}])
+
+
+def test_direct_tnc_finds_what_scipy_minimize_finds_to_the_bit():
+    # fits._tnc calls scipy's TNC routine without minimize's wrappers (the report's bootstrap makes
+    # ~800 fits); it must visit the same points and stop at the same optimum, on ordinary data and
+    # on data where every task has one rate (the scaled Beta's flat ridge, a fit that runs to the
+    # evaluation cap), for every variant, start and a resampled weighting.
+    from scipy import optimize
+
+    from harness.scores import fits
+
+    ridge = [task(f"t{i}", np.random.default_rng(i).random(25) < 0.3) for i in range(60)]
+    spread = drawn_tasks(seed=2, truth=TaskDistribution(0.4, 2.0, scale=0.7, zero=0.2), tasks=80, n=12)
+    capped = 0
+    for tasks in (ridge, spread):
+        counts = fits._counts(tasks)
+        rng = np.random.default_rng(0)
+        resampled = np.bincount(counts.group[rng.integers(0, counts.group.size, size=counts.group.size)],
+                                minlength=counts.weight.size).astype(float)
+        for w in (counts.weight, resampled):
+            for variant in Variant:
+                for start in fits._starts(counts, variant):
+                    def f(x):
+                        return fits._neg_log_lik(x, counts, w, variant)
+
+                    public = optimize.minimize(f, start, jac=True, method="TNC",
+                                               bounds=[(-fits._THETA_BOUND, fits._THETA_BOUND)] * start.size,
+                                               options={"maxfun": fits._TNC_MAXFUN})
+                    direct = fits._tnc(f, start)
+                    assert direct.tobytes() == np.asarray(public.x, dtype=float).tobytes(), (variant, direct, public.x)
+                    capped += public.nfev >= fits._TNC_MAXFUN
+    assert capped, "no fit ran to the evaluation cap: the flat-ridge case is not exercised"

@@ -197,17 +197,44 @@ def selection_curve(
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
     points = []
+    # Each task's attempts as arrays once, not once per k: at 250 attempts per task that was three
+    # Python passes over every attempt for every k.
+    arrays = [_TaskArrays.of(t) for t in tasks]
     for k in ks:
         boot_rng, draw_rng = _rngs(seed, k)
         values = np.array(
-            [_task_selection(t, method, k, draws, draw_rng) for t in tasks if t.n >= k], dtype=np.float64
+            [_task_selection(t, method, k, draws, draw_rng) for t in arrays if t.n >= k], dtype=np.float64
         )
         if values.size:
             points.append(_point(k, values, bootstrap, level, boot_rng))
     return points
 
 
-def _task_selection(task: TaskAttempts, method: Selection, k: int, draws: int, rng: np.random.Generator) -> float:
+@dataclass(frozen=True)
+class _TaskArrays:
+    """What the selection rules read from one task's attempts, as arrays in attempt order."""
+
+    n: int
+    c: int
+    solved: np.ndarray
+    eligible: np.ndarray
+    """A non-empty patch that keeps the existing tests green: FIRST_P2P's and MAJORITY_P2P's voters."""
+    nonempty: np.ndarray
+    codes: np.ndarray
+    """Each attempt's patch as a small integer, equal patches equal."""
+
+    @classmethod
+    def of(cls, task: TaskAttempts) -> "_TaskArrays":
+        solved = np.array([a.solved for a in task.attempts], dtype=bool)
+        return cls(
+            n=task.n, c=int(solved.sum()), solved=solved,
+            eligible=np.array([a.existing_tests_ok and bool(a.patch_hash) for a in task.attempts], dtype=bool),
+            nonempty=np.array([bool(a.patch_hash) for a in task.attempts], dtype=bool),
+            codes=_codes(task.attempts),
+        )
+
+
+def _task_selection(task: _TaskArrays, method: Selection, k: int, draws: int, rng: np.random.Generator) -> float:
     n, c = task.n, task.c
     if c == 0:
         return 0.0
@@ -215,17 +242,14 @@ def _task_selection(task: TaskAttempts, method: Selection, k: int, draws: int, r
         # Whatever a rule picks is solved.
         return 1.0
     coverage = pass_at_k(n, c, k)
-    solved = np.array([a.solved for a in task.attempts], dtype=bool)
-    eligible = np.array([a.existing_tests_ok and bool(a.patch_hash) for a in task.attempts], dtype=bool)
+    solved, eligible = task.solved, task.eligible
     if method is Selection.FIRST_P2P:
         return min(coverage, _first_p2p_exact(n, k, solved, eligible))
-    nonempty = np.array([bool(a.patch_hash) for a in task.attempts], dtype=bool)
-    tiers = [nonempty] if method is Selection.MAJORITY else [eligible, nonempty]
+    tiers = [task.nonempty] if method is Selection.MAJORITY else [eligible, task.nonempty]
     # The last tier lets everyone vote: only reached when every drawn patch is empty.
     tiers.append(np.ones(n, dtype=bool))
     subsets = _subsets_with_solved(n, k, solved, draws, rng)
-    codes = _codes(task.attempts)
-    success = _majority_success(subsets, codes, solved, tiers)
+    success = _majority_success(subsets, task.codes, solved, tiers)
     # success.mean() <= 1 and coverage is a float, so the rounded product stays <= coverage.
     return coverage * float(success.mean())
 

@@ -611,13 +611,50 @@ def _optimise(counts: _Counts, w: np.ndarray, variant: Variant, start: np.ndarra
     # TNC (bounded truncated Newton) rather than L-BFGS-B: both take a few dozen evaluations here,
     # but L-BFGS-B calls into multithreaded BLAS on every iteration, and on a busy machine that
     # made a tiny fit take ~100 times longer. TNC is plain C and reaches the same optimum.
-    result = optimize.minimize(
-        _neg_log_lik, start, args=(counts, w, variant), jac=True, method="TNC",
-        bounds=[(-_THETA_BOUND, _THETA_BOUND)] * start.size, options={"maxfun": 2000},
-    )
-    theta = np.asarray(result.x, dtype=float)
+    theta = _tnc(lambda x: _neg_log_lik(x, counts, w, variant), np.asarray(start, dtype=float))
     value, _ = _neg_log_lik(theta, counts, w, variant)
     return theta, value
+
+
+_TNC_MAXFUN = 2000
+
+try:
+    # The C routine behind optimize.minimize(method="TNC"). Where a likelihood is flat along a
+    # ridge (every task with about the same p: the scaled Beta's s trades against α/(α+β)), a fit
+    # runs to its 2,000 evaluations, and minimize's per-call wrappers (copies, memoisation, checks)
+    # cost as much as the likelihood itself; the bootstrap makes ~800 such fits. Called with the
+    # arguments minimize passes it, it visits the same points and returns the same optimum, to the
+    # bit (tests/test_fits.py compares the two); minimize is the fallback where scipy lacks it.
+    from scipy.optimize import _moduleTNC
+except ImportError:  # pragma: no cover - every scipy this project supports has it
+    _moduleTNC = None
+
+
+def _tnc(fun_and_grad, start: np.ndarray) -> np.ndarray:
+    """The bounded minimum of ``fun_and_grad`` (value, gradient) from ``start``, each parameter in
+    [−_THETA_BOUND, _THETA_BOUND]: exactly what ``optimize.minimize(method="TNC", jac=True,
+    options={"maxfun": 2000})`` returns as ``x``."""
+    if _moduleTNC is None:
+        return _tnc_minimize(fun_and_grad, start)
+    bound = np.full(start.size, _THETA_BOUND)
+    # minimize's defaults for TNC: no messages (0), maxCGit -1, eta -1, stepmx 0, accuracy 0,
+    # fmin 0, ftol -1, xtol -1, pgtol -1, rescale -1, no callback; empty scale and offset.
+    try:
+        _, _, _, x, _, _ = _moduleTNC.tnc_minimize(
+            fun_and_grad, start.copy(), -bound, bound, np.array([]), np.array([]), 0, -1, _TNC_MAXFUN,
+            -1, 0, 0, 0, -1, -1, -1, -1, None)
+    except (TypeError, ValueError):  # a scipy whose private routine takes other arguments
+        return _tnc_minimize(fun_and_grad, start)
+    return np.asarray(x, dtype=float)
+
+
+def _tnc_minimize(fun_and_grad, start: np.ndarray) -> np.ndarray:
+    """``_tnc`` through scipy's public interface."""
+    result = optimize.minimize(
+        fun_and_grad, start, jac=True, method="TNC",
+        bounds=[(-_THETA_BOUND, _THETA_BOUND)] * start.size, options={"maxfun": _TNC_MAXFUN},
+    )
+    return np.asarray(result.x, dtype=float)
 
 
 def _starts(counts: _Counts, variant: Variant) -> list[np.ndarray]:
@@ -815,19 +852,12 @@ def extrapolate_distribution(
                                 c.distribution.zero, c.variant)) for c in fit.candidates]
     rng = np.random.default_rng(seed)
     tasks_n, groups = counts.group.size, counts.weight.size
+    # Resampling tasks = a multinomial reweighting of the distinct (n, c) pairs.
+    weights = [np.bincount(counts.group[rng.integers(0, tasks_n, size=tasks_n)], minlength=groups).astype(float)
+               for _ in range(bootstrap)]
     draws = np.empty((bootstrap, len(ks)))
     alphas = np.empty(bootstrap)
-    for i in range(bootstrap):
-        # Resampling tasks = a multinomial reweighting of the distinct (n, c) pairs.
-        w = np.bincount(counts.group[rng.integers(0, tasks_n, size=tasks_n)], minlength=groups).astype(float)
-        best: tuple[float, tuple[float, float, float, float]] | None = None
-        for variant, start in starts:
-            theta, value = _optimise(counts, w, variant, start)
-            aic = 2 * value + 2 * variant.parameters  # the C(n, c) terms are common to all variants
-            if best is None or aic < best[0]:
-                best = (aic, _unpack(theta, variant))
-        assert best is not None
-        a, b, s, z = best[1]
+    for i, (a, b, s, z) in enumerate(_refit(counts, w, starts) for w in weights):
         draws[i] = [_coverage(a, b, s, z, k) for k in ks]
         alphas[i] = a
     estimate = dist.coverage_curve(ks)
@@ -835,6 +865,19 @@ def extrapolate_distribution(
     a_low, a_high = _interval(np.array([dist.alpha]), alphas[:, None], level)
     curve = tuple(Prediction(int(k), float(e), float(lo), float(hi)) for k, e, lo, hi in zip(ks, estimate, low, high))
     return DistributionExtrapolation(fit, curve, float(a_low[0]), float(a_high[0]))
+
+
+def _refit(counts: _Counts, w: np.ndarray, starts: Sequence[tuple[Variant, np.ndarray]]) -> tuple[float, float, float, float]:
+    """(α, β, s, π0) of the variant AIC chooses on the pairs weighted by ``w``, each variant
+    refitted from its start."""
+    best: tuple[float, tuple[float, float, float, float]] | None = None
+    for variant, start in starts:
+        theta, value = _optimise(counts, w, variant, start)
+        aic = 2 * value + 2 * variant.parameters  # the C(n, c) terms are common to all variants
+        if best is None or aic < best[0]:
+            best = (aic, _unpack(theta, variant))
+    assert best is not None
+    return best[1]
 
 
 # ---------------------------------------------------------------------------------------------

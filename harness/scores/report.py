@@ -261,7 +261,9 @@ def _fits(tasks: list[TaskAttempts], common: int, seed: int, *, bootstrap: int =
     ``bootstrap``-resample intervals over tasks, and the first-half holdout. A fit whose status is
     not ok has a null curve and says why (harness/scores/fits.py): a number the data cannot support is
     not drawn. Each resample refits every variant, so the fits get their own, smaller, bootstrap
-    count rather than the coverage curves' (about 10 s of CPU at 200 for 300 tasks x 250 attempts)."""
+    count rather than the coverage curves'. At 200, for 300 tasks x 250 attempts all solved at one
+    rate (bench/report_scale.py; a flat likelihood ridge, where fits run to their evaluation cap)
+    the refits take about a minute of CPU, shared among worker processes (fits._refits)."""
     far = ks_up_to(max(common, 1) * 16)
     law = extrapolate_power_law(tasks, ks_up_to(common), far, bootstrap=bootstrap, seed=seed)
     distribution = extrapolate_distribution(tasks, far, bootstrap=bootstrap, seed=seed)
