@@ -442,7 +442,10 @@ class ImageBuilder:
         files (what pip installed is known only once it has run; a build stopped in between has no
         final name, so it is never reused)."""
         stage = f"{name}-unlabelled"
-        self._docker_build(stage, dockerfile, files, labels, for_what)
+        try:
+            self._docker_build(stage, dockerfile, files, labels, for_what)
+        except ImageBuildError as err:  # named as the image asked for, not its stage
+            raise ImageBuildError(name, err.step, err.cause, for_what) from None
         try:
             found = outcome(lambda path: self._read_file(stage, path))
             self._docker_build(name, f"FROM {stage}\n", {}, {**labels, **found}, for_what)
@@ -477,8 +480,11 @@ class ImageBuilder:
                     "setup.sh": _lines(spec.setup),
                     "install.sh": (spec.install + "\n").encode() if spec.install else b"",
                 })
+                # The shell comment names the commands in the build's step line, so a failure names them.
+                shown = "; ".join([*spec.setup, spec.install]).replace("\n", " ")
                 setup = ("COPY instance-setup.sh setup.sh install.sh /tmp/monkeys-instance/\n"
-                         "RUN bash /tmp/monkeys-instance/instance-setup.sh /tmp/monkeys-instance && rm -rf /tmp/monkeys-instance\n")
+                         "RUN bash /tmp/monkeys-instance/instance-setup.sh /tmp/monkeys-instance && rm -rf /tmp/monkeys-instance"
+                         f"  # {shown}\n")
             dockerfile = template("instance.Dockerfile").format(env=spec.env.name, ref=BUNDLE_REF, commit=spec.commit, setup=setup)
             labels = {LABEL: ImageKind.INSTANCE.value, "monkeys.instance": spec.instance_id, "monkeys.commit": spec.commit}
             if not setup:

@@ -72,7 +72,8 @@ def test_a_failed_build_names_the_image_the_step_and_the_cause(docker_client, bu
     report = ImageBuilder(docker_client, materialize, registry=None).build([broken])
     (failure,) = report.failed
     assert failure.name == image_name(broken)
-    assert f"building {failure.name} (for {task.instance_id}) failed at step 'RUN false && echo never'" in failure.error
+    assert f"building {failure.name} (for {task.instance_id}) failed at step 'RUN bash /tmp/monkeys-instance/instance-setup.sh" in failure.error
+    assert "# false && echo never'" in failure.error  # the step names the install command
     assert "non-zero code: 1" in failure.error
 
 
