@@ -241,14 +241,21 @@ def _env_recipe(value: Any, where: tuple[str, int | None]) -> EnvRecipe | None:
     if not isinstance(best_effort, list) or not all(isinstance(p, str) for p in best_effort):
         raise TaskLoadError(*where, "'best_effort' must be a list of strings", field="env_recipe")
     as_of = value.get("as_of") or ""
-    if not isinstance(as_of, str) or (as_of and not _UTC_TIME.fullmatch(as_of)):
+    if not isinstance(as_of, str) or (as_of and not is_utc_time(as_of)):
         raise TaskLoadError(*where, f"'as_of' must be a UTC time like 2019-06-11T09:15:00Z, not {as_of!r}", field="env_recipe")
     return EnvRecipe(python=value["python"], packages=tuple(packages), install=install, dockerfile=dockerfile,
                      first_packages=tuple(first_packages), setup=tuple(setup), best_effort=tuple(best_effort),
                      as_of=as_of)
 
 
+UTC_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""How ``EnvRecipe.as_of`` writes a time (strftime/strptime)."""
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def is_utc_time(text: str) -> bool:
+    """Whether ``text`` is a time as ``EnvRecipe.as_of`` takes it."""
+    return bool(_UTC_TIME.fullmatch(text))
 
 
 def _flaky(value: Any, where: tuple[str, int | None]) -> Flaky | None:

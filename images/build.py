@@ -18,6 +18,7 @@ template, the parent's name), so a changed recipe rebuilds and an unchanged one 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import io
 import json
@@ -28,7 +29,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -447,24 +448,31 @@ class ImageBuilder:
         except ImageBuildError as err:  # named as the image asked for, not its stage
             raise ImageBuildError(name, err.step, err.cause, for_what) from None
         try:
-            found = outcome(lambda path: self._read_file(stage, path))
+            with self._files_of(stage) as read:
+                found = outcome(read)
             self._docker_build(name, f"FROM {stage}\n", {}, {**labels, **found}, for_what)
         finally:
             self.client.images.remove(stage, noprune=True)
 
-    def _read_file(self, image: str, path: str) -> str:
-        """A file's text from an image, read from a created (never started) container."""
+    @contextlib.contextmanager
+    def _files_of(self, image: str) -> Iterator[Callable[[str], str]]:
+        """A reader of files' text from an image, through one created (never started) container."""
         container = self.client.containers.create(image, command=["true"], network_disabled=True)
-        try:
-            chunks, _ = container.get_archive(path)
+
+        def read(path: str) -> str:
+            try:
+                chunks, _ = container.get_archive(path)
+            except docker.errors.NotFound:
+                raise ImageBuildError(image, f"read {path}", "the environment step did not write it") from None
             with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
                 member = tar.next()
                 extracted = tar.extractfile(member) if member else None
                 if extracted is None:
                     raise ImageBuildError(image, f"read {path}", "not a regular file")
                 return extracted.read().decode()
-        except docker.errors.NotFound:
-            raise ImageBuildError(image, f"read {path}", "the environment step did not write it") from None
+
+        try:
+            yield read
         finally:
             container.remove(force=True)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from harness.specs import UnknownSpec, spec_for
-from harness.tasks import EnvRecipe, Task
+from harness.tasks import UTC_TIME_FORMAT, EnvRecipe, Task
 from images.conda_pypi import translate
 
 
@@ -171,9 +171,9 @@ def bounded_date(as_of: str, python: str) -> tuple[str, str]:
     if not as_of or released is None:
         return as_of, ""
     floor = datetime.combine(released + EARLIEST_AFTER_PYTHON, datetime.min.time(), tzinfo=timezone.utc)
-    if datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) >= floor:
+    if datetime.strptime(as_of, UTC_TIME_FORMAT).replace(tzinfo=timezone.utc) >= floor:
         return as_of, ""
-    moved = floor.strftime("%Y-%m-%dT%H:%M:%SZ")
+    moved = floor.strftime(UTC_TIME_FORMAT)
     return moved, (f"resolved as of {moved}, not the setup commit's {as_of}: Python {python} came out on "
                    f"{released.isoformat()}, and PyPI had few wheels for it before then")
 
@@ -243,13 +243,18 @@ def derive(task: Task, read: FileReader, as_of: str = "") -> Derived:
     return Derived(recipe, tuple(deviations))
 
 
+def _spelled_name(line: str) -> str:
+    """A requirement line's project name as the line spells it."""
+    return re.split(r"[<>=!~;@\[\s]", line.strip(), maxsplit=1)[0]
+
+
 def project_name(line: str) -> str:
     """A requirement line's project name, normalised as PyPI compares them."""
-    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;@\[\s]", line.strip(), maxsplit=1)[0]).lower()
+    return re.sub(r"[-_.]+", "-", _spelled_name(line)).lower()
 
 
 def _replaced(line: str) -> str:
-    name = re.split(r"[<>=!~;\[\s]", line.strip(), maxsplit=1)[0]
+    name = _spelled_name(line)
     return REPLACED[name] if name in REPLACED else line
 
 
@@ -308,7 +313,7 @@ def commit_time(repo: Path, commit: str) -> str:
     done = subprocess.run(["git", "-C", str(repo), "show", "-s", "--format=%ct", commit], capture_output=True, text=True)
     if done.returncode != 0 or not done.stdout.strip().isdigit():
         raise DeriveError(f"{repo} has no commit {commit}: {done.stderr.strip()[-200:]}")
-    return datetime.fromtimestamp(int(done.stdout.strip()), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(done.stdout.strip()), tz=timezone.utc).strftime(UTC_TIME_FORMAT)
 
 
 def derive_from(task: Task, repo: Path) -> Derived:

@@ -26,7 +26,6 @@ official image already here is used as it is, never built over.
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.image_names import official_image
-from harness.tasks import EnvRecipe, Task
+from harness.tasks import EnvRecipe, Task, is_utc_time
 from images.official_env import Derived
 
 _KEYS = {"python", "packages", "requirements", "install", "setup", "as_of", "dockerfile", "versions"}
@@ -79,7 +78,7 @@ def _check_table(table: Any, where: str, base: Path, *, top: bool) -> dict[str, 
     for key in ("python", "install", "dockerfile", "requirements", "as_of"):
         if key in checked and not isinstance(checked[key], str):
             raise RecipeError(f"{where}: {key!r} must be a string")
-    if checked.get("as_of") and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", checked["as_of"]):
+    if checked.get("as_of") and not is_utc_time(checked["as_of"]):
         raise RecipeError(f"{where}: 'as_of' must be a UTC time like 2019-06-11T09:15:00Z, or \"\" for today's PyPI")
     if "setup" in checked and (not isinstance(checked["setup"], list) or not all(isinstance(c, str) for c in checked["setup"])):
         raise RecipeError(f"{where}: 'setup' must be a list of shell commands")
