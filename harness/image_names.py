@@ -203,3 +203,8 @@ def image_name(task: Task) -> str:
     if task.env_recipe is not None:
         return instance_spec(task).name
     return official_image(task.instance_id)
+
+
+class ImageUnavailable(RuntimeError):
+    """A task's image could not be had on this machine: not here, not pulled, not built (the message
+    says which and why). An infrastructure error: the work that needed it is redone on the next call."""

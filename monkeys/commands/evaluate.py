@@ -15,7 +15,7 @@ from harness.audit_flaky import audit_tasks, summary as audit_summary
 from harness.config import runs_dir
 from harness.evalcache import EvalCache
 from harness.evalconfig import DEFAULT_AUDIT_RUNS, EvalConfig
-from harness.evaluate import Evaluator, RunMismatch, evaluate
+from harness.evaluate import Evaluator, Jobs, RunMismatch, evaluate
 from harness.grading import PAPER_RUNS, Policy
 from harness.predictions import PredsFile, empty, from_attempts, gold, read_preds
 from harness.store import STORE_FILE, AttemptStatus, RunStore
@@ -37,6 +37,18 @@ def make_evaluator(args, run: str) -> Evaluator:
     evaluator = Evaluator(client, EvalCache(), config, run=run)
     evaluator.runtime.reap()
     return evaluator
+
+
+def cluster_jobs(args, evaluator: Evaluator, tasks) -> Jobs | None:
+    """With ``--cluster``: the jobs as Ray tasks across it (nodes get missing images as the cluster
+    options say); without: None, the jobs run here."""
+    if not args.cluster:
+        return None
+    try:
+        from harness.cluster import RayJobs  # Ray is an optional extra: imported only when asked for
+    except ImportError as missing:
+        raise SystemExit(f"error: --cluster needs Ray ({missing}); install it with pip install 'monkeys[ray]'") from None
+    return RayJobs(evaluator, args.cluster, tasks, options.node_images(args))
 
 
 def cmd_evaluate(args) -> int:
@@ -71,13 +83,7 @@ def cmd_evaluate(args) -> int:
     for problem in preds.problems:
         err.print(f"[yellow]bad row[/] {escape(problem)}")
     evaluator = make_evaluator(args, run)
-    jobs = None
-    if args.cluster:
-        try:
-            from harness.cluster import RayJobs  # Ray is an optional extra: imported only when asked for
-        except ImportError as missing:
-            raise SystemExit(f"error: --cluster needs Ray ({missing}); install it with pip install 'monkeys[ray]'") from None
-        jobs = RayJobs(evaluator, args.cluster)
+    jobs = cluster_jobs(args, evaluator, tasks)
     store = RunStore(run)
     with progress_bars() as progress:
         # Records stream in as each job ends, so the bar moves from the first one; predictions for tasks
@@ -118,7 +124,8 @@ def cmd_audit_flaky(args) -> int:
     evaluator = make_evaluator(args, f"audit-{os.getpid()}")
     with progress_bars() as progress:
         bar = progress.add_task("auditing gold and empty patches", total=len(tasks))
-        audits = audit_tasks(evaluator, tasks, args.runs, on_done=lambda _: progress.advance(bar))
+        audits = audit_tasks(evaluator, tasks, args.runs, on_done=lambda _: progress.advance(bar),
+                             jobs=cluster_jobs(args, evaluator, tasks))
     report = audit_summary(audits, args.runs)
     if args.json:
         print_json(report)
@@ -158,7 +165,7 @@ def add_parsers(commands, shared: SharedOptions) -> None:
     """``evaluate`` and ``audit-flaky``."""
     judging = _judging_options()
     p = commands.add_parser(
-        "evaluate", parents=[shared.workers, shared.task_set, shared.json, judging],
+        "evaluate", parents=[shared.workers, shared.task_set, shared.json, judging, shared.cluster],
         help="judge patches: each in a fresh container from its task's image, tests rerun while a verdict hinges "
              "on a flaky test, graded as the official SWE-bench harness does, with guards beside")
     source = p.add_mutually_exclusive_group()
@@ -171,15 +178,10 @@ def add_parsers(commands, shared: SharedOptions) -> None:
                    help="alone: the finished attempts of the sampling run runs/RUN/, judged into its store; with "
                         "--preds/--gold/--empty: where results land (default: the preds file's stem, or gold/empty). "
                         "Calling again re-grades from cached test runs and retries infrastructure errors")
-    p.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("MONKEYS_CLUSTER") or None,
-                   help="run the evaluations as tasks on this Ray cluster (auto: the one this machine belongs to; "
-                        "default $MONKEYS_CLUSTER), each on the Docker engine of its node; every node needs the "
-                        "task images and monkeys[ray]. Judging, the run store and the cache stay here; --workers "
-                        "is then ignored, Ray packs jobs by their declared CPUs and memory")
     p.set_defaults(func=cmd_evaluate, makes_containers=True)
 
     p = commands.add_parser(
-        "audit-flaky", parents=[shared.workers, shared.task_set, shared.json, judging],
+        "audit-flaky", parents=[shared.workers, shared.task_set, shared.json, judging, shared.cluster],
         help="run each task's gold and empty patches R times: flaky tests with pass counts, tasks whose gold "
              "patch fails every time, and the share of tasks affected")
     p.add_argument("--runs", type=int, default=20, help="runs per patch (default 20)")

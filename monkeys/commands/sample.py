@@ -25,8 +25,8 @@ from agent.servers import BUNDLED_MODEL, ManagedServer, ServerError, ServerKind,
 from agent.trajectories import export_mini_swe_agent
 from harness import engine
 from harness.config import runs_dir
-from harness.containers import ContainerRuntime
-from harness.image_names import image_name
+from harness.containers import ContainerRuntime, Limits
+from harness.image_names import builds_here, image_name
 from harness.scores.prices import (CPU_HOST_DOLLARS_PER_HOUR, GPU_HOST_DOLLARS_PER_HOUR, HourlyPrice, PriceFileError,
                                    UnknownPrice, lookup, price_dict, read_price_file)
 from harness.store import STORE_FILE, AttemptStatus, RunStore
@@ -134,32 +134,37 @@ def cmd_sample(args) -> int:
                    "context_window": window.as_meta()}
     store = RunStore(run)
 
-    client = engine.connect()
-    runtime = ContainerRuntime(client, run)
-    runtime.reap()
-    server = None
+    runtime = attempts = server = None
     scaffold_cls = SCAFFOLDS[args.scaffold]
     scaffold = scaffold_cls(tools=args.tools) if args.scaffold == "bash" else scaffold_cls(endpoint=Endpoint(args.endpoint))
     try:
-        # Tasks without an image stay in the run (recorded as asked for, and why none was made), so a
-        # report's coverage over every task asked for counts them.
-        images = _images(client, tasks, args.workers)
+        if args.cluster:
+            # Containers, images and any managed server live on the nodes; the run store stays here.
+            attempts = _cluster_attempts(args, run, tasks, spec, model_id)
+            images = _cluster_images(args, tasks, attempts)
+        else:
+            client = engine.connect()
+            runtime = ContainerRuntime(client, run)
+            runtime.reap()
+            # Tasks without an image stay in the run (recorded as asked for, and why none was made), so
+            # a report's coverage over every task asked for counts them.
+            images = _images(client, tasks, args.workers)
         sampler = Sampler(config, tasks, images, runtime=runtime, model=None, scaffold=scaffold,
-                          templates=templates, price=price, store=store, full_config=full_config)
+                          templates=templates, price=price, store=store, full_config=full_config, attempts=attempts)
         try:
             sampler.open_run()
         except (FingerprintMismatch, RunBusy) as problem:
             err.print(f"[red]error:[/] {escape(str(problem))}")
             return 2
-        if spec is not None:
+        if spec is not None and attempts is None:
             err.print(f"starting {kind.value} for {alias} ...")
             server = ManagedServer(spec)
             server.start()
             err.print(f"{kind.value} answered on {server.base_url} after {server.started_seconds:.1f} s")
             model_config = replace(model_config, base_url=server.base_url)
-            if kind is ServerKind.VLLM and parameters.parameters is None:
-                # vLLM downloads a hub model as it starts: only now are its files there to count.
-                store.set_meta(PARAMETERS_KEY, count_parameters(args.model).as_meta())
+        if kind is ServerKind.VLLM and parameters.parameters is None:
+            # vLLM downloads a hub model as it starts: only now are its files there to count.
+            store.set_meta(PARAMETERS_KEY, count_parameters(args.model).as_meta())
         sampler.model = Model(model_config)
         result = _sample_with_progress(sampler, run)
     except ServerError as problem:
@@ -172,6 +177,8 @@ def cmd_sample(args) -> int:
     finally:
         if server is not None:
             server.stop()
+        if attempts is not None:
+            attempts.close()
         store.close()
     done = len(RunStore(run).attempts(AttemptStatus.DONE))
     line = (f"run {run}: {result.done} attempts made now ({result.skipped_existing} kept from before), "
@@ -246,6 +253,37 @@ def _images(client, tasks, workers: int) -> dict[str, str]:
         else:
             err.print(f"[yellow]skipped[/] {task.instance_id}: its image {name} is not here "
                       f"(monkeys images build, or pull it)")
+    return images
+
+
+def _cluster_attempts(args, run: str, tasks, spec: ServerSpec | None, model_id: dict):
+    """The attempts as Ray tasks on ``--cluster``, with a managed server on each node where one is asked for."""
+    try:
+        from agent.cluster import RayAttempts  # Ray is an optional extra: imported only when asked for
+    except ImportError as missing:
+        raise SystemExit(f"error: --cluster needs Ray ({missing}); install it with pip install 'monkeys[ray]'") from None
+    serve = None
+    if spec is not None:
+        serve = (spec, model_id.get("gguf_sha256"), args.model == BUNDLED_MODEL)
+        err.print(f"starting {spec.kind.value} for {spec.alias} on every Ray node ...")
+    attempts = RayAttempts(args.cluster, run, Limits(), {t.instance_id: image_name(t) for t in tasks},
+                           source=options.node_images(args), serve=serve)
+    where = f", a {spec.kind.value} server on each of {len(attempts.servers.urls)} nodes" if attempts.servers else ""
+    err.print(f"Ray cluster at {args.cluster}: {attempts.slots} attempts at once{where}")
+    return attempts
+
+
+def _cluster_images(args, tasks, attempts) -> dict[str, str]:
+    """Each task's image, for the tasks some node can have it for: a node holds it already, or can
+    build it from the task's recipe, or can pull it from ``--registry``."""
+    images = {}
+    for task in tasks:
+        name = image_name(task)
+        if builds_here(task) or args.registry or attempts.placement.holders.get(name):
+            images[task.instance_id] = name
+        else:
+            err.print(f"[yellow]skipped[/] {task.instance_id}: no Ray node holds its image {name}, and it has no "
+                      f"recipe to build it from (push it to a registry and pass --registry)")
     return images
 
 
@@ -367,7 +405,7 @@ def _export_mini_swe_agent(name: str, attempts: list, target: Path) -> int:
 def add_parsers(commands, shared: SharedOptions) -> None:
     """``sample``, ``runs show`` and ``export``."""
     p = commands.add_parser(
-        "sample", parents=[shared.workers, shared.task_set],
+        "sample", parents=[shared.workers, shared.task_set, shared.cluster],
         help="k independent attempts per task, each in a fresh container; resumable by rerunning, extendable "
              "with a larger -k or more tasks")
     p.add_argument("--model", default=BUNDLED_MODEL,
