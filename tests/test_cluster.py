@@ -269,8 +269,14 @@ def test_sample_and_evaluate_on_a_two_node_cluster_match_the_local_run(cluster, 
         other = next(t for t in bundled_tasks if t.instance_id == OTHER)
         docker_client.images.remove(image_name(other))
         started = time.time()
+        on_ray = sample(tmp_path, "onray", server, "-k", "2", "--cluster", cluster.address)
+        assert on_ray.returncode == 0, on_ray.stderr
+        # Extended as a local run is: only the missing attempts are made.
+        calls = len(server.requests)
         on_ray = sample(tmp_path, "onray", server, "-k", "3", "--cluster", cluster.address)
         assert on_ray.returncode == 0, on_ray.stderr
+        assert len(server.requests) == calls + 1 + 2  # a preflight, then the 2 attempts of index 2
+        assert "2 attempts made now (4 kept from before)" in on_ray.stdout
         ray_owners = container_owners(docker_client, "sampled", started)
     assert docker_client.images.get(image_name(other))
     assert "attempts at once" in on_ray.stderr
