@@ -387,3 +387,30 @@ def test_a_managed_llama_cpp_server_per_node_serves_the_attempts_that_land_there
     assert len(answering) == 2, [p.name for p in logs]
     # The servers went with the run.
     assert llama_servers() <= before
+
+
+@pytest.mark.docker
+def test_work_prefers_the_nodes_that_hold_its_image(cluster, built_suite, bundled_tasks):
+    import ray
+
+    from harness.cluster import ImagePlacement, alive_nodes, connect
+    from harness.image_names import image_name
+
+    held, missing = image_name(bundled_tasks[0]), "monkeys-nowhere:0"
+    connected = connect(cluster.address)
+    try:
+        nodes = alive_nodes()
+        placement = ImagePlacement([held, missing])
+        # Both nodes share this machine's engine, so both hold every built image; none holds the other.
+        assert sorted(placement.holders[held]) == sorted(nodes) and missing not in placement.holders
+        assert placement.options(missing) == {}
+        # Work for a held image goes to its holders in turn, and may spill over when they are busy.
+        chosen = [placement.options(held)["scheduling_strategy"] for _ in range(4)]
+        assert [s.node_id for s in chosen] == [placement.holders[held][n % 2] for n in range(4)]
+        assert all(s.soft and s._spill_on_unavailable for s in chosen)
+        # A node that ran work for an image got it to do so: the next work for it prefers that node.
+        placement.landed(missing, nodes[1])
+        assert placement.options(missing)["scheduling_strategy"].node_id == nodes[1]
+    finally:
+        if connected:
+            ray.shutdown()
