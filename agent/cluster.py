@@ -29,7 +29,7 @@ import ray
 from agent.attempt import AttemptOutcome
 from agent.model import Endpoint, Model, ModelConfig
 from agent.sampler import AttemptJob
-from agent.servers import ManagedServer, ServerError, ServerSpec, bundled_gguf, file_sha256
+from agent.servers import ManagedServer, ServerError, ServerKind, ServerSpec, bundled_gguf, file_sha256
 from harness.cluster import (MAX_RETRIES, ImagePlacement, ImageSource, connect, memory_bytes, node_engine, node_id,
                              on_node, reap, slots, stop)
 from harness.containers import ContainerRuntime, Limits
@@ -106,12 +106,16 @@ class _NodeServer:
 
 
 class NodeServers:
-    """One managed model server per node that runs work (a node with CPUs), started together."""
+    """One managed model server per node that runs work (a node with CPUs), started together. A vLLM
+    server takes its node's GPUs (declared to Ray, so nothing else is put on them); a node without
+    any cannot serve vLLM, and the run stops naming it."""
 
     def __init__(self, spec: ServerSpec, sha256: str | None, bundled: bool):
-        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-        self.actors = {node: _NodeServer.options(scheduling_strategy=on_node(node)).remote(spec, sha256, bundled)
-                       for node in nodes}
+        nodes = {n["NodeID"]: n.get("Resources", {}) for n in ray.nodes()
+                 if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0}
+        gpus = {node: resources.get("GPU", 0) if spec.kind is ServerKind.VLLM else 0 for node, resources in nodes.items()}
+        self.actors = {node: _NodeServer.options(scheduling_strategy=on_node(node), num_gpus=gpus[node])
+                       .remote(spec, sha256, bundled) for node in nodes}
         try:
             urls = ray.get([actor.base_url.remote() for actor in self.actors.values()])
         except ray.exceptions.RayActorError as err:
