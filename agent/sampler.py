@@ -34,6 +34,7 @@ from agent.attempt import AttemptLimits, AttemptOutcome, ExitReason, Scaffold, r
 from agent.model import Endpoint, Model, ModelUnavailable
 from agent.prompts import Templates
 from agent.trajectories import trajectory_path, write_trajectory
+from harness.patches import patch_hash
 from harness.containers import ContainerRuntime
 from harness.scores.prices import Price, Usage, price_dict
 from harness.store import NO_IMAGE_META, PARAMETERS_META, TASKS_META, StoredAttempt, AttemptStatus, RunStore
@@ -470,6 +471,10 @@ class Sampler:
         """Trajectory file first, then the store row that commits the attempt."""
         details = self._details(result, calls_without_usage)
         details["trajectory"] = str(trajectory_path(task.instance_id, result.index))
+        if not result.infra_error:
+            # Its normalised hash, once, here: a report matches verdicts to patches by it, and hashing
+            # 75,000 patches again at every report took most of its time.
+            details["patch_hash"] = patch_hash(result.patch)
         document = {"instance_id": task.instance_id, "index": result.index, "run": self.config.run,
                     "config": self.full_config, "fingerprint": self.config.fingerprint(), "attempt": details,
                     "patch": result.patch, "messages": result.trajectory}

@@ -22,7 +22,7 @@ import argparse
 import time
 
 from harness.scores import report
-from harness.scores.coverage import Selection, coverage_curve, ks_up_to, max_common_k, selection_curve
+from harness.scores.coverage import Selection, coverage_curve, ks_up_to, max_common_k, selection_curves
 from store_scale import MODEL, synthetic_records  # beside this file, on sys.path when run as a script
 
 
@@ -50,8 +50,7 @@ def measure(n: int, tasks: int, bootstrap: int) -> dict[str, float]:
     coverage_curve(judged, ks, bootstrap=bootstrap)
     parts["coverage"] = time.perf_counter() - started
     started = time.perf_counter()
-    for method in Selection:
-        selection_curve(judged, method, ks, bootstrap=bootstrap)
+    selection_curves(judged, list(Selection), ks, bootstrap=bootstrap)
     parts["selection"] = time.perf_counter() - started
     started = time.perf_counter()
     report._fits(judged, max_common_k(judged), 0)

@@ -68,11 +68,11 @@ def synthetic_records(n: int, tasks: int, seed: int = 0) -> list[tuple[StoredAtt
                    "scaffold": "bash", "temperature": 0.8, "calls_without_usage": 0,
                    "price": {"kind": "tokens", "unit": "USD per million tokens", "input": 0.15,
                              "cached_input": 0.075, "output": 0.6, "source": "bench"},
-                   "trajectory": f"trajectories/{instance_id}/{index}.json"}
+                   "trajectory": f"trajectories/{instance_id}/{index}.json", "patch_hash": patch_hash(patch)}
         attempt = StoredAttempt(instance_id, index, MODEL, patch, AttemptStatus.DONE.value, details)
         resolved = rng.random() < 0.3
         evaluation = EvalRecord(
-            instance_id, index, MODEL, patch_hash(patch), EvalStatus.GRADED.value, resolved=resolved,
+            instance_id, index, MODEL, details["patch_hash"], EvalStatus.GRADED.value, resolved=resolved,
             resolved_guarded=resolved, pass_to_pass_ok=True, existing_tests_ok=True, apply_method="git apply",
             test_runs=1, new_test_runs=1, test_seconds=rng.random() * 30, overhead_seconds=rng.random() * 3,
             path=f"evaluations/{instance_id}/{index}")

@@ -246,7 +246,7 @@ def stored(tmp_path: Path, name: str) -> tuple[list[dict], list[dict]]:
     store = RunStore("sampled", root=tmp_path / f"runs-{name}")
     try:
         attempts = [{"instance_id": a.instance_id, "index": a.index, "status": a.status, "patch": a.patch,
-                     **{k: a.details.get(k) for k in ("exit_reason", "seed", "usage", "dollars", "steps", "error")}}
+                     **{k: a.details.get(k) for k in ("exit_reason", "seed", "usage", "dollars", "steps", "error", "patch_hash")}}
                     for a in store.attempts()]
         verdicts = [{k: v for k, v in vars(r).items() if k not in TIMING} for r in store.evaluations()]
     finally:

@@ -248,3 +248,22 @@ def test_a_verdict_on_another_patch_at_the_same_index_judges_nothing():
     data.evaluations[1].patch_hash = patch_hash("the patch an earlier try of attempt 1 made")
     (task,) = task_attempts(data)
     assert [a.index for a in task.attempts] == [0]
+
+
+def test_the_hash_stored_with_an_attempt_judges_as_hashing_its_patch_does():
+    """The sampler stores each patch's hash with its attempt, so a report need not hash it again. With
+    the stored hash, without it, or with one from another version's normalisation, the same verdicts
+    count; a verdict on another patch counts with none of them."""
+    plain = run("m", {"a": [True, False, True], "b": [False, True, False]}, 0.01)
+    plain.evaluations[4].patch_hash = patch_hash("the patch an earlier try of b's attempt 1 made")
+    stored = run("m", {"a": [True, False, True], "b": [False, True, False]}, 0.01)
+    stored.evaluations[4].patch_hash = plain.evaluations[4].patch_hash
+    for n, attempt in enumerate(stored.attempts):
+        # Stored as the sampler stores it; attempt 1 of a with another version's hash; attempt 2 of a without.
+        if n == 1:
+            attempt.details["patch_hash"] = "sha256:another-normalisation"
+        elif n != 2:
+            attempt.details["patch_hash"] = patch_hash(attempt.patch)
+    assert task_attempts(stored) == task_attempts(plain)
+    assert [[a.index for a in t.attempts] for t in task_attempts(stored)] == [[0, 1, 2], [0, 2]]
+    assert summarize(stored, bootstrap=20) == summarize(plain, bootstrap=20)

@@ -21,6 +21,7 @@ from harness.scores.coverage import (
     max_common_k,
     pass_at_k,
     selection_curve,
+    selection_curves,
     selection_success,
     solve_rate_histogram,
     solve_rates,
@@ -316,6 +317,36 @@ def test_selection_curve_is_seeded_and_paired_with_coverage():
     assert selection_curve(tasks, Selection.MAJORITY, draws=20, seed=8) != first
     for p in first:
         assert p.low <= p.value <= p.high
+
+
+def test_selection_curves_together_equal_each_curve_alone():
+    # The report asks for every method at once, and the majority methods then share their drawn
+    # subsets: each curve must still be exactly the one its own call gives, in whatever order asked.
+    rng = random.Random(11)
+    tasks = [random_task(rng, f"t{i}", max_n=14) for i in range(30)]
+    alone = {m: selection_curve(tasks, m, draws=7, seed=3, bootstrap=50) for m in Selection}
+    for methods in (list(Selection), list(Selection)[::-1], [Selection.MAJORITY_P2P, Selection.MAJORITY]):
+        assert selection_curves(tasks, methods, draws=7, seed=3, bootstrap=50) == {m: alone[m] for m in methods}
+
+
+def test_distinct_patches_shortcut_equals_counting_votes():
+    # Where every patch of a task differs, the majority chance is the share of voters solved; it
+    # must equal, to the bit, what counting votes per patch gives.
+    import numpy as np
+
+    from harness.scores.coverage import _majority_success, _vote_counts, _voters
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(2, 40))
+        k = int(rng.integers(1, n + 1))
+        codes = np.arange(n)
+        solved = rng.random(n) < rng.random()
+        tiers = [rng.random(n) < 0.5, rng.random(n) < 0.8, np.ones(n, dtype=bool)]
+        subsets = np.array([rng.permutation(n)[:k] for _ in range(int(rng.integers(1, 30)))])
+        fast = _majority_success(subsets, codes, solved, tiers)
+        counted_votes = _vote_counts(subsets, codes, solved, _voters(subsets, tiers))
+        assert fast.tobytes() == counted_votes.tobytes()
 
 
 def test_selection_curve_rejects_bad_arguments():

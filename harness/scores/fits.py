@@ -547,7 +547,6 @@ def _neg_log_lik(theta: np.ndarray, counts: _Counts, w: np.ndarray, variant: Var
         psi_n = special.digamma(n + a + b)
         d_a = special.digamma(c + a) - psi_n - psi_a + psi_ab
         d_b = special.digamma(m + b) - psi_n - psi_b + psi_ab
-        d_s = np.zeros_like(ell)
     else:
         # P(c | n, s·q) integrated over q: with (1 − s·q)^(n−c) expanded as in ``_coverage``,
         # s^c Σ_j C(n−c, j) s^j (1−s)^(n−c−j) B(c + α, β + j) / B(α, β). The special functions
@@ -557,7 +556,8 @@ def _neg_log_lik(theta: np.ndarray, counts: _Counts, w: np.ndarray, variant: Var
         j = counts.j
         log_s, log_1s = math.log(s), math.log1p(-s)
         row = j * (log_s - log_1s) + special.gammaln(b + j)
-        terms = counts.log_binom_j + row - special.gammaln(a + b + counts.t)[counts.c_plus_j]
+        abt = a + b + counts.t
+        terms = counts.log_binom_j + row - special.gammaln(abt)[counts.c_plus_j]
         top = terms.max(axis=1)
         e = np.exp(terms - top[:, None])  # each pair's posterior over j, unnormalised
         total_e = e.sum(axis=1)
@@ -566,7 +566,7 @@ def _neg_log_lik(theta: np.ndarray, counts: _Counts, w: np.ndarray, variant: Var
         def mean_over_j(x: np.ndarray) -> np.ndarray:
             return (e * x).sum(axis=1) / total_e
 
-        psi_abt = mean_over_j(special.digamma(a + b + counts.t)[counts.c_plus_j])
+        psi_abt = mean_over_j(special.digamma(abt)[counts.c_plus_j])
         mean_j = mean_over_j(j)
         d_a = special.digamma(c + a) - psi_a + psi_ab - psi_abt
         d_b = mean_over_j(special.digamma(b + j)) - psi_abt - psi_b + psi_ab
@@ -581,11 +581,15 @@ def _neg_log_lik(theta: np.ndarray, counts: _Counts, w: np.ndarray, variant: Var
         # unlikely count would overflow, so they are computed on those alone.
         d_eta = np.full_like(ell, -z)
         d_eta[unsolved] = z * (1 - z) * -np.expm1(ell[unsolved]) * np.exp(-total[unsolved])
+        d_a, d_b = share * d_a, share * d_b
+        if variant.scaled:
+            d_s = share * d_s
     else:
-        total, share, d_eta = ell, np.ones_like(ell), None
-    grad = [a * np.dot(w, share * d_a), b * np.dot(w, share * d_b)]
+        # Every pair wholly solvable (a share of 1): no product to take, the sums below are the same.
+        total, d_eta = ell, None
+    grad = [a * np.dot(w, d_a), b * np.dot(w, d_b)]
     if variant.scaled:
-        grad.append(s * (1 - s) * np.dot(w, share * d_s))
+        grad.append(s * (1 - s) * np.dot(w, d_s))
     if variant.zero:
         grad.append(np.dot(w, d_eta))
     return -float(np.dot(w, total)), -np.array(grad, dtype=float)

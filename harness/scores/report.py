@@ -22,7 +22,8 @@ from typing import Any
 from harness.scores.fits import extrapolate_distribution, extrapolate_power_law, holdout
 from harness.patches import is_empty, patch_hash
 from harness.scores.judged import JudgedAttempt, TaskAttempts
-from harness.scores.coverage import Selection, coverage_curve, ks_up_to, max_common_k, pass_at_k, selection_curve, solve_rate_histogram
+from harness.scores.coverage import (Selection, coverage_curve, ks_up_to, max_common_k, pass_at_k, selection_curves,
+                                     solve_rate_histogram)
 from harness.store import (AUDITS_META, JUDGED_STATUSES, NO_IMAGE_META, PARAMETERS_META, TASKS_META, StoredAttempt,
                            AttemptStatus, EvalRecord, EvalStatus, RunStore)
 
@@ -99,7 +100,12 @@ def task_attempts(data: RunData, *, guarded: bool = True, hashes: dict[str, str]
         e = verdicts.get((a.instance_id, a.index))
         # A verdict belongs to one patch: one judged on another patch at this index (an attempt made
         # again since) leaves this attempt unjudged.
-        if a.status != AttemptStatus.DONE.value or e is None or e.patch_hash != _hash(a.patch, hashes):
+        if a.status != AttemptStatus.DONE.value or e is None:
+            continue
+        # The hash the sampler stored with the attempt spares hashing its patch again; an attempt
+        # without one (made before it was stored, or not by the sampler), or with one that differs
+        # (another version's normalisation, or a verdict on another patch), has its patch hashed here.
+        if a.details.get("patch_hash") != e.patch_hash and e.patch_hash != _hash(a.patch, hashes):
             continue
         usage = a.details.get("usage", {})
         by_task.setdefault(a.instance_id, []).append(JudgedAttempt(
@@ -170,8 +176,8 @@ def summarize(data: RunData, *, bootstrap: int = 1000, seed: int = 0) -> dict[st
     summary["coverage_all_tasks"] = _coverage_all_tasks(tasks, requested, common, bootstrap, seed)
     unguarded = [t for t in task_attempts(data, guarded=False, hashes=hashes) if t.n > 0]
     summary["coverage_unguarded"] = [asdict(p) for p in coverage_curve(unguarded, ks, bootstrap=bootstrap, seed=seed)]
-    summary["selection"] = {m.value: [asdict(p) for p in selection_curve(tasks, m, ks, seed=seed, bootstrap=bootstrap)]
-                            for m in Selection}
+    summary["selection"] = {m.value: [asdict(p) for p in curve]
+                            for m, curve in selection_curves(tasks, list(Selection), ks, seed=seed, bootstrap=bootstrap).items()}
     summary["fits"] = _fits(tasks, common, seed)
     summary["solve_rates"] = [list(b) for b in solve_rate_histogram(tasks)]
     summary["per_task"] = [{"instance_id": t.instance_id, "n": t.n, "c": t.c, "rate": round(t.c / t.n, 4),
@@ -263,7 +269,9 @@ def _fits(tasks: list[TaskAttempts], common: int, seed: int, *, bootstrap: int =
     not drawn. Each resample refits every variant, so the fits get their own, smaller, bootstrap
     count rather than the coverage curves'. At 200, for 300 tasks x 250 attempts all solved at one
     rate (bench/report_scale.py; a flat likelihood ridge, where fits run to their evaluation cap)
-    the refits take about a minute of CPU, shared among worker processes (fits._refits)."""
+    the refits take about 40 s of CPU in one process: the holdout's scaled-Beta refits evaluate the
+    likelihood ~400,000 times, and a formulation that rounds differently would move the optimiser's
+    path, and so the numbers."""
     far = ks_up_to(max(common, 1) * 16)
     law = extrapolate_power_law(tasks, ks_up_to(common), far, bootstrap=bootstrap, seed=seed)
     distribution = extrapolate_distribution(tasks, far, bootstrap=bootstrap, seed=seed)
