@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,11 +81,29 @@ def evaluate(tmp_path: Path, name: str, preds: Path, *extra: str, env: dict | No
     return driver.pid, records
 
 
-def container_owners(client, run: str, since: float) -> list[str]:
-    """The owner label (host:pid) of every container made for ``run`` since ``since``."""
-    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True,
-                           filters={"type": "container", "event": "create", "label": f"{RUN_LABEL}={run}"})
-    return [e["Actor"]["Attributes"][OWNER_LABEL] for e in events]
+@contextmanager
+def container_owners(client, run: str):
+    """The owner label (host:pid) of every container made for ``run`` inside the block, read from the
+    engine's live event stream (a query of past events would miss some: the engine keeps only its
+    last 256, and an image build in between makes more than that)."""
+    owners: list[str] = []
+    stream = client.events(decode=True, filters={"type": "container", "event": "create", "label": f"{RUN_LABEL}={run}"})
+
+    def read() -> None:
+        try:
+            for event in stream:
+                owners.append(event["Actor"]["Attributes"][OWNER_LABEL])
+        except Exception:  # the stream closed under the reader at the end of the block
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield owners
+    finally:
+        time.sleep(1)  # a create event reaches the stream at once; the block's last one has long been sent
+        stream.close()
+        reader.join(10)
 
 
 @pytest.mark.docker
@@ -95,14 +114,12 @@ def test_evaluate_on_a_two_node_cluster_matches_the_local_run(cluster, docker_cl
     preds.write_text("".join(json.dumps({"instance_id": t.instance_id, "model_name_or_path": model, "model_patch": patch})
                              + "\n" for t in chosen for model, patch in (("gold", t.patch), ("empty", ""))))
 
-    started = time.time()
-    local_pid, local = evaluate(tmp_path, "local", preds, "--workers", "2")
-    local_owners = container_owners(docker_client, "local", started)
+    with container_owners(docker_client, "local") as local_owners:
+        local_pid, local = evaluate(tmp_path, "local", preds, "--workers", "2")
 
-    started = time.time()
     # The address through the environment, as a cluster's users set it once.
-    driver_pid, on_ray = evaluate(tmp_path, "onray", preds, env={"MONKEYS_CLUSTER": cluster.address})
-    ray_owners = container_owners(docker_client, "onray", started)
+    with container_owners(docker_client, "onray") as ray_owners:
+        driver_pid, on_ray = evaluate(tmp_path, "onray", preds, env={"MONKEYS_CLUSTER": cluster.address})
 
     # Same verdicts, statuses, runs and apply outcomes for every prediction.
     assert len(local) == 2 * len(chosen) and on_ray == local
@@ -122,9 +139,9 @@ def test_evaluate_on_a_two_node_cluster_matches_the_local_run(cluster, docker_cl
             cache.close()
     assert counts[0] > 0 and counts[1] == counts[0]
     # Calling again re-grades from the driver's cache: no container at all, the same records.
-    started = time.time()
-    _, again = evaluate(tmp_path, "onray", preds, "--cluster", cluster.address)
-    assert container_owners(docker_client, "onray", started) == []
+    with container_owners(docker_client, "onray") as made:
+        _, again = evaluate(tmp_path, "onray", preds, "--cluster", cluster.address)
+    assert made == []
     assert [{**r, "new_test_runs": 0} for r in local] == again
     for run in ("local", "onray"):
         assert docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run}"}) == []
@@ -261,23 +278,21 @@ def test_sample_and_evaluate_on_a_two_node_cluster_match_the_local_run(cluster, 
     from tests.scripted_server import ScriptedServer
 
     with ScriptedServer(by_seed) as server:
-        started = time.time()
-        local = sample(tmp_path, "local", server, "-k", "3", "--workers", "2")
+        with container_owners(docker_client, "sampled") as local_owners:
+            local = sample(tmp_path, "local", server, "-k", "3", "--workers", "2")
         assert local.returncode == 0, local.stderr
-        local_owners = container_owners(docker_client, "sampled", started)
         # A node without a task's image builds it from the task's recipe, under the same name.
         other = next(t for t in bundled_tasks if t.instance_id == OTHER)
         docker_client.images.remove(image_name(other))
-        started = time.time()
-        on_ray = sample(tmp_path, "onray", server, "-k", "2", "--cluster", cluster.address)
-        assert on_ray.returncode == 0, on_ray.stderr
-        # Extended as a local run is: only the missing attempts are made.
-        calls = len(server.requests)
-        on_ray = sample(tmp_path, "onray", server, "-k", "3", "--cluster", cluster.address)
+        with container_owners(docker_client, "sampled") as ray_owners:
+            on_ray = sample(tmp_path, "onray", server, "-k", "2", "--cluster", cluster.address)
+            assert on_ray.returncode == 0, on_ray.stderr
+            # Extended as a local run is: only the missing attempts are made.
+            calls = len(server.requests)
+            on_ray = sample(tmp_path, "onray", server, "-k", "3", "--cluster", cluster.address)
         assert on_ray.returncode == 0, on_ray.stderr
         assert len(server.requests) == calls + 1 + 2  # a preflight, then the 2 attempts of index 2
         assert "2 attempts made now (4 kept from before)" in on_ray.stdout
-        ray_owners = container_owners(docker_client, "sampled", started)
     assert docker_client.images.get(image_name(other))
     assert "attempts at once" in on_ray.stderr
     # The attempts' containers were made by Ray workers on both nodes, never by the driver.
