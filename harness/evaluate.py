@@ -310,8 +310,10 @@ def check_run_holds(store: RunStore, predictions: Sequence[Prediction], hashes: 
     """Refuse to judge predictions into a run whose store holds verdicts on other patches at the same
     (instance, index), or holds a sampling run's attempts that these predictions are not: a verdict
     belongs to one patch. Raises RunMismatch naming the run and what differs."""
-    attempts = store.attempts()
-    if attempts and not from_attempts:
+    # Only to refuse other predictions: the predictions of a sampling run are its own attempts, and
+    # loading tens of thousands of them again would be the evaluation's largest use of memory.
+    attempts = [] if from_attempts else store.attempt_patches()
+    if attempts:
         raise RunMismatch(f"run {store.run!r} ({store.dir}) is a sampling run with {len(attempts)} attempts; its verdicts "
                           f"come from its own attempts (monkeys evaluate --run {store.run}); give these predictions another --run name")
     stored = {(e.instance_id, e.index): e for e in store.evaluations()}

@@ -26,10 +26,11 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from harness.config import runs_dir
 
@@ -44,6 +45,9 @@ PARAMETERS_META = "model_parameters"
 """{"parameters": int | None, "source": str, "reason": str}: the sampled model's size, for FLOPs."""
 AUDITS_META = "audits"
 """instance_id -> {"runs", "flaky": {test: [passed, runs]}, "gold_failing": [tests], "error"}: gold audits."""
+
+
+T = TypeVar("T")
 
 
 class Database:
@@ -78,6 +82,12 @@ class Database:
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
+
+    def each(self, sql: str, params: tuple, make: Callable[[tuple], T]) -> list[T]:
+        """``make(row)`` for every row, each row let go once made: a whole table is never held twice,
+        as raw rows and as records (at the paper's scale, hundreds of MiB of JSON text)."""
+        with self._lock:
+            return [make(row) for row in self._conn.execute(sql, params)]
 
     def close(self) -> None:
         with self._lock:
@@ -214,8 +224,8 @@ class RunStore:
             conn.executemany("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def evaluations(self) -> list[EvalRecord]:
-        rows = self.db.query("SELECT record FROM evaluations ORDER BY instance_id, idx")
-        return [EvalRecord(**json.loads(row[0])) for row in rows]
+        return self.db.each("SELECT record FROM evaluations ORDER BY instance_id, idx", (),
+                            lambda row: EvalRecord(**json.loads(row[0])))
 
     def save_attempt(self, record: StoredAttempt) -> None:
         """Record an attempt; a try it replaces (an infrastructure error being redone) moves to the
@@ -236,15 +246,26 @@ class RunStore:
     def attempt_history(self) -> list[StoredAttempt]:
         """Every try that is no longer an attempt of the run (replaced or abandoned), oldest first:
         what it cost is part of what the run cost."""
-        rows = self.db.query("SELECT record FROM attempt_history ORDER BY updated, rowid")
-        return [StoredAttempt(**json.loads(row[0])) for row in rows]
+        return self.db.each("SELECT record FROM attempt_history ORDER BY updated, rowid", (),
+                            lambda row: StoredAttempt(**json.loads(row[0])))
 
     def attempts(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
+        return self._attempts(status, lambda row: StoredAttempt(**json.loads(row[0])))
+
+    def attempt_patches(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
+        """``attempts(status)`` without their details, which judging does not read: at the paper's
+        scale the details would hold several times the memory of the patches."""
+        def slim(row: tuple) -> StoredAttempt:
+            r = json.loads(row[0])
+            return StoredAttempt(r["instance_id"], r["index"], r["model"], r["patch"], r["status"])
+
+        return self._attempts(status, slim)
+
+    def _attempts(self, status: AttemptStatus | None, make: Callable[[tuple], StoredAttempt]) -> list[StoredAttempt]:
         sql, params = "SELECT record FROM attempts", ()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (status.value,)
-        rows = self.db.query(sql + " ORDER BY instance_id, idx", params)
-        return [StoredAttempt(**json.loads(row[0])) for row in rows]
+        return self.db.each(sql + " ORDER BY instance_id, idx", params, make)
 
     def set_meta(self, key: str, value) -> None:
         with self.db.transaction() as conn:

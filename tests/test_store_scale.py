@@ -184,6 +184,21 @@ def test_save_evaluations_replaces_as_save_evaluation_does(tmp_path):
         store.close()
 
 
+def test_attempt_patches_are_the_attempts_without_their_details(tmp_path):
+    store = RunStore("slim", root=tmp_path)
+    try:
+        store.save_attempt(attempt("b__c-2", 0))
+        store.save_attempt(StoredAttempt("a__b-1", 1, "m", None, AttemptStatus.DONE.value, {"seed": 1}))
+        store.save_attempt(attempt("a__b-1", 0, AttemptStatus.INFRA_ERROR))
+        for status in (None, AttemptStatus.DONE, AttemptStatus.INFRA_ERROR):
+            full = store.attempts(status)
+            assert full and all(a.details for a in full)
+            assert store.attempt_patches(status) == [StoredAttempt(a.instance_id, a.index, a.model, a.patch, a.status)
+                                                     for a in full]
+    finally:
+        store.close()
+
+
 def test_trajectories_are_one_folder_per_task_and_read_back(tmp_path):
     run_dir = tmp_path / "run"
     written = {}

@@ -72,7 +72,7 @@ def cmd_evaluate(args) -> int:
         if not (runs_dir() / run / STORE_FILE).is_file():
             raise SystemExit(f"error: no run store at {runs_dir() / run / STORE_FILE}")
         sampled = RunStore(run)
-        preds = PredsFile(from_attempts(sampled.attempts(AttemptStatus.DONE)))
+        preds = PredsFile(from_attempts(sampled.attempt_patches(AttemptStatus.DONE)))
         sampled.close()
         if args.existing_tests is None:
             # Selection curves need what a user could see: measure it for sampling runs by default.
