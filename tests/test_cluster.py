@@ -106,6 +106,29 @@ def container_owners(client, run: str):
         reader.join(10)
 
 
+def run_losing_a_node(cluster, docker_client, run: str, argv: list[str], env: dict) -> tuple[str, str]:
+    """Run ``monkeys argv`` against ``cluster`` and, once a container of ``run`` is up, kill the
+    cluster's last node (as a machine that goes down: its work in flight is lost) and add a fresh one.
+    The command's stdout and stderr, once it succeeded."""
+    doomed = cluster.list_all_nodes()[-1]
+    driver = subprocess.Popen([sys.executable, "-m", "monkeys", *argv, "--cluster", cluster.address],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not docker_client.containers.list(filters={"label": f"{RUN_LABEL}={run}"}):
+            assert driver.poll() is None and time.monotonic() < deadline, "no work started"
+            time.sleep(0.2)
+        cluster.remove_node(doomed)
+        cluster.add_node(**NODE)
+        out, err = driver.communicate(timeout=900)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, err
+    return out, err
+
+
 @pytest.mark.docker
 def test_evaluate_on_a_two_node_cluster_matches_the_local_run(cluster, docker_client, built_suite, bundled_tasks,
                                                              tmp_path):
@@ -158,23 +181,8 @@ def test_a_node_removed_mid_run_has_its_jobs_redone_elsewhere_and_each_committed
            "MONKEYS_CACHE": str(tmp_path / "cache"), "MONKEYS_RUNS": str(tmp_path / "runs")}
     # A head with no CPUs for jobs: every job runs on the worker node, which goes down under one.
     with ray_cluster(head_cpus=0) as cluster:
-        doomed = cluster.list_all_nodes()[-1]
-        driver = subprocess.Popen([sys.executable, "-m", "monkeys", "evaluate", "--preds", str(preds), "--run", "dies",
-                                   "--audit-runs", "3", "--json", "--cluster", cluster.address],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            deadline = time.monotonic() + 300
-            while not docker_client.containers.list(filters={"label": f"{RUN_LABEL}=dies"}):
-                assert driver.poll() is None and time.monotonic() < deadline, "no job started"
-                time.sleep(0.2)
-            cluster.remove_node(doomed)  # killed, as a machine that goes down: its job in flight is lost
-            cluster.add_node(**NODE)
-            out, err = driver.communicate(timeout=900)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-                driver.wait()
-        assert driver.returncode == 0, err
+        out, _ = run_losing_a_node(cluster, docker_client, "dies", ["evaluate", "--preds", str(preds), "--run", "dies",
+                                                                   "--audit-runs", "3", "--json"], env)
         assert json.loads(out)["error_instances"] == 0
     store = RunStore("dies", root=tmp_path / "runs")
     try:
@@ -323,30 +331,16 @@ def test_a_node_removed_mid_sample_leaves_every_attempt_exactly_once(docker_clie
         time.sleep(2)  # the attempt's container is up while the model thinks: time to lose its node
         return by_seed(body)
 
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."scripted"]\ninput = 1.0\noutput = 2.0\n')
+    env = {**{k: v for k, v in os.environ.items() if k != "MONKEYS_CLUSTER"},
+           "MONKEYS_CACHE": str(tmp_path / "cache-dies"), "MONKEYS_RUNS": str(tmp_path / "runs-dies")}
+    # A head with no CPUs for attempts: every attempt runs on the worker node, which goes down under one.
     with ScriptedServer(slow) as server, ray_cluster(head_cpus=0) as cluster:
-        doomed = cluster.list_all_nodes()[-1]
-        env = {k: v for k, v in os.environ.items() if k != "MONKEYS_CLUSTER"}
-        prices = tmp_path / "prices.toml"
-        prices.write_text('[models."scripted"]\ninput = 1.0\noutput = 2.0\n')
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "monkeys", "sample", "--base-url", server.base_url, "--model", "scripted",
-             "--scaffold", "edit", "--endpoint", "chat", "--prices", str(prices), "--run", "sampled", "-k", "2",
-             "--instances", FIXED, OTHER, "--cluster", cluster.address],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**env, "MONKEYS_CACHE": str(tmp_path / "cache-dies"), "MONKEYS_RUNS": str(tmp_path / "runs-dies")})
-        try:
-            deadline = time.monotonic() + 300
-            while not docker_client.containers.list(filters={"label": f"{RUN_LABEL}=sampled"}):
-                assert driver.poll() is None and time.monotonic() < deadline, "no attempt started"
-                time.sleep(0.2)
-            cluster.remove_node(doomed)  # killed, as a machine that goes down: its attempt in flight is lost
-            cluster.add_node(**NODE)
-            out, err = driver.communicate(timeout=900)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-                driver.wait()
-        assert driver.returncode == 0, err
+        run_losing_a_node(cluster, docker_client, "sampled",
+                          ["sample", "--base-url", server.base_url, "--model", "scripted", "--scaffold", "edit",
+                           "--endpoint", "chat", "--prices", str(prices), "--run", "sampled", "-k", "2",
+                           "--instances", FIXED, OTHER], env)
     attempts, _ = stored(tmp_path, "dies")
     assert [(a["instance_id"], a["index"]) for a in attempts] == [(i, n) for i in (FIXED, OTHER) for n in range(2)]
     assert all(a["status"] == "done" for a in attempts)
