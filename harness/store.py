@@ -252,6 +252,10 @@ class RunStore:
     def attempts(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
         return self._attempts(status, lambda row: StoredAttempt(**json.loads(row[0])))
 
+    def count_attempts(self, status: AttemptStatus) -> int:
+        """How many attempts have ``status``, without reading them (75,000 rows are hundreds of MiB)."""
+        return self.db.query("SELECT COUNT(*) FROM attempts WHERE status = ?", (status.value,))[0][0]
+
     def attempt_patches(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
         """``attempts(status)`` without their details, which judging does not read: at the paper's
         scale the details would hold several times the memory of the patches."""

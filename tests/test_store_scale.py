@@ -231,3 +231,16 @@ def test_a_trajectory_is_read_from_the_path_its_record_names_in_any_layout(tmp_p
     assert not (run_dir / "trajectories" / "a__b-1").exists()
     os.remove(flat)
     assert read_trajectory(run_dir, stored) is None
+
+
+def test_count_attempts_counts_as_reading_them_does(tmp_path):
+    store = RunStore("counted", root=tmp_path)
+    try:
+        store.save_attempt(attempt("b__c-2", 0))
+        store.save_attempt(attempt("a__b-1", 1))
+        store.save_attempt(attempt("a__b-1", 0, AttemptStatus.INFRA_ERROR))
+        for status in (AttemptStatus.DONE, AttemptStatus.INFRA_ERROR, AttemptStatus.ABANDONED):
+            assert store.count_attempts(status) == len(store.attempts(status))
+        assert store.count_attempts(AttemptStatus.DONE) == 2
+    finally:
+        store.close()

@@ -180,7 +180,9 @@ def cmd_sample(args) -> int:
         if attempts is not None:
             attempts.close()
         store.close()
-    done = len(RunStore(run).attempts(AttemptStatus.DONE))
+    finished = RunStore(run)
+    done = finished.count_attempts(AttemptStatus.DONE)
+    finished.close()
     line = (f"run {run}: {result.done} attempts made now ({result.skipped_existing} kept from before), "
             f"{result.infra_errors} infrastructure errors (redone on the next call), "
             f"{done} finished in all; {result.usage.total} tokens, ${result.dollars:.4f} now; the whole run "
