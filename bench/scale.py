@@ -58,7 +58,7 @@ from harness.evalscript import ApplyMethod, TestRun, read_run
 from harness.evaluate import Evaluator, evaluate, prepare_task
 from harness.predictions import Prediction
 from harness.scores.prices import TokenPrice, Usage, price_dict, token_cost
-from harness.store import STORE_FILE, AttemptStatus, RunStore
+from harness.store import STORE_FILE, RunStore
 from harness.tasks import Task, load_tasks, parse_row
 from harness.verdict import PatchRuns, audit_from_runs
 
@@ -221,25 +221,22 @@ def phase_sample(root: Path, attempts: int, tasks: int, slots: int) -> dict:
 def phase_evaluate(root: Path, tasks: int, slots: int) -> dict:
     """The real evaluation of the run's finished attempts, loaded as ``monkeys evaluate --run`` loads
     them, with InstantJobs; the run folder's sizes with the store still open (its write-ahead log too)."""
-    from harness.predictions import PredsFile, from_attempts
+    from harness.predictions import StoredPredictions
 
     chosen = stand_in_tasks(tasks)
     started = time.perf_counter()
-    sampled = RunStore(RUN, root=root)
-    preds = PredsFile(from_attempts(sampled.attempt_patches(AttemptStatus.DONE)))
-    sampled.close()
+    store = RunStore(RUN, root=root)
+    predictions = StoredPredictions(store)
     config = EvalConfig(workers=slots, existing_tests=True)  # as `monkeys evaluate --run` judges a sampling run
     evaluator = Evaluator(None, EvalCache(root / "evaluations.sqlite"), config, run=RUN)
-    store = RunStore(RUN, root=root)
-    result = evaluate(evaluator, chosen, preds.predictions, store, problems=preds.problems, from_attempts=True,
-                      jobs=InstantJobs(slots))
+    result = evaluate(evaluator, chosen, predictions, store, from_attempts=True, jobs=InstantJobs(slots))
     seconds = time.perf_counter() - started
     peak = peak_mib()  # before the folders are walked: that is the bench's doing, not the driver's
     sizes = folder_sizes(store.dir)
     store.close()
     evaluator.cache.close()
     resolved = sum(r.resolved for r in result.records)
-    assert len(result.records) == len(preds.predictions) and result.report["error_instances"] == 0
+    assert len(result.records) == len(predictions) and result.report["error_instances"] == 0
     return {"records": len(result.records), "resolved": resolved, "seconds": seconds, "peak_mib": peak,
             "sizes": sizes}
 

@@ -310,9 +310,9 @@ def check_run_holds(store: RunStore, predictions: Sequence[Prediction], hashes: 
     """Refuse to judge predictions into a run whose store holds verdicts on other patches at the same
     (instance, index), or holds a sampling run's attempts that these predictions are not: a verdict
     belongs to one patch. Raises RunMismatch naming the run and what differs."""
-    # Only to refuse other predictions: the predictions of a sampling run are its own attempts, and
-    # loading tens of thousands of them again would be the evaluation's largest use of memory.
-    attempts = [] if from_attempts else store.attempt_patches()
+    if from_attempts:
+        return  # the predictions are the run's own attempts: a re-made attempt's verdict is replaced
+    attempts = store.attempt_patches()
     if attempts:
         raise RunMismatch(f"run {store.run!r} ({store.dir}) is a sampling run with {len(attempts)} attempts; its verdicts "
                           f"come from its own attempts (monkeys evaluate --run {store.run}); give these predictions another --run name")
@@ -322,7 +322,7 @@ def check_run_holds(store: RunStore, predictions: Sequence[Prediction], hashes: 
         old = stored.get((p.instance_id, p.index))
         if old is not None and old.patch_hash != h:
             differ.append(f"{p.instance_id} #{p.index}: judged patch {old.patch_hash[:12]} ({old.model}), now {h[:12]} ({p.model})")
-    if differ and not from_attempts:
+    if differ:
         raise RunMismatch(f"run {store.run!r} ({store.dir}) already holds verdicts on other patches for {len(differ)} "
                           f"prediction(s); give these predictions another --run name:\n  " + "\n  ".join(differ[:20])
                           + (f"\n  ... and {len(differ) - 20} more" if len(differ) > 20 else ""))
@@ -340,6 +340,9 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
     the jobs in flight; the next call finds every finished run in the evaluation cache and every
     unchanged evidence folder in place, so it only judges again.
 
+    ``predictions`` is read one at a time, by place, and never held whole: a sampling run's attempts
+    (StoredPredictions) are read from its store as each is needed.
+
     ``from_attempts``: the predictions are the store's own sampled attempts (a re-made attempt's new
     patch then replaces the verdict on its old one); otherwise predictions that differ from verdicts
     the store already holds are refused (RunMismatch).
@@ -349,10 +352,19 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
     ``jobs`` is closed on return."""
     config = evaluator.config
     by_id = {t.instance_id: t for t in tasks}
-    known = [p for p in predictions if p.instance_id in by_id]
-    unknown = sorted({f"{p.source}: unknown instance id {p.instance_id!r}" for p in predictions if p.instance_id not in by_id})
-    keys = [(p.instance_id, patch_hash(p.patch)) for p in known]  # normalising parses: once each
-    check_run_holds(store, known, [h for _, h in keys], from_attempts=from_attempts)
+    # One pass over the predictions, holding no patch: ``predictions`` may read each from a store when
+    # asked (StoredPredictions), and the patches are what would grow with the run.
+    known: list[int] = []  # the places in ``predictions`` of those whose task is in ``tasks``
+    keys: list[tuple[str, str]] = []  # and their (task, normalised patch hash): normalising parses, once each
+    unknown: set[str] = set()
+    for n, p in enumerate(predictions):
+        if p.instance_id in by_id:
+            known.append(n)
+            keys.append((p.instance_id, patch_hash(p.patch)))
+        else:
+            unknown.add(f"{p.source}: unknown instance id {p.instance_id!r}")
+    if not from_attempts:
+        check_run_holds(store, [predictions[n] for n in known], [h for _, h in keys], from_attempts=False)
     # One job per unique (task, normalised patch): repeated patches cost nothing more. A job's group is
     # its predictions' places in ``known``, the first being the one its runs are counted on.
     groups: dict[tuple[str, str], list[int]] = {}
@@ -373,9 +385,9 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
         """Judge, record and report every prediction of ``job``, one commit each; the evidence once."""
         task, audit = by_id[job[0]], audits[job[0]]
         group = groups.pop(job)
+        given = [predictions[known[n]] for n in group]
         path = None
-        for n in group:
-            p = known[n]
+        for n, p in zip(group, given):
             record, official, verdict = judge(task, p, runs, audit if not audit.error else None, policy=config.policy,
                                               timeout=config.timeout, digest=job[1])
             record.existing_tests_ok = kept if runs.applies else (False if runs.applied else None)
@@ -387,8 +399,7 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
                     record.test_seconds += existing_runs.test_seconds
                 spent = runs.seconds + (existing_runs.seconds if existing_runs else 0.0)
                 record.overhead_seconds = max(0.0, spent - record.test_seconds) if runs.used_container else 0.0
-                path = write_evidence(store.dir, task, [known[m] for m in group], runs, record, official, verdict,
-                                      audit, config)
+                path = write_evidence(store.dir, task, given, runs, record, official, verdict, audit, config)
             record.path = path
             store.save_evaluation(record)
             records[n] = record
@@ -410,7 +421,7 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
                 if ready:
                     job = ready.popleft()
                     # Workers get what they need as arguments: the driver alone touches the shared state.
-                    task, patch = by_id[job[0]], known[groups[job][0]].patch
+                    task, patch = by_id[job[0]], predictions[known[groups[job][0]]].patch
                     reads = [(False, patch)] + ([(True, patch)] if config.existing_tests else [])
                     in_flight[jobs.submit(run_job, task, patch, audits[job[0]], baselines[job[0]], reads=reads)] = job
                 elif to_prepare and preparing < workers:
@@ -441,7 +452,7 @@ def evaluate(evaluator: Evaluator, tasks: Sequence[Task], predictions: Sequence[
 
     audits = {i: audits[i] for i in needed}
     done = [r for r in records if r is not None]
-    report = run_report(tasks, known, done, audits, config, unknown=unknown, problems=problems,
-                        audit_runs_executed=executed)
+    report = run_report(tasks, (predictions[n] for n in known), done, audits, config, unknown=sorted(unknown),
+                        problems=problems, audit_runs_executed=executed)
     (store.dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return RunResult(done, report, audits)

@@ -14,7 +14,7 @@ from harness.tasks import Task
 from harness.verdict import GoldAudit
 
 
-def run_report(tasks: Sequence[Task], predictions: Sequence[Prediction], records: Sequence[EvalRecord],
+def run_report(tasks: Sequence[Task], predictions: Iterable[Prediction], records: Sequence[EvalRecord],
                audits: dict[str, GoldAudit], config: EvalConfig, *, unknown: Iterable[str] = (),
                problems: Iterable[str] = (), audit_runs_executed: int = 0) -> dict:
     """Pure: the official run-level report (schema_version 2), plus monkeys' own fields under "monkeys".
@@ -25,14 +25,14 @@ def run_report(tasks: Sequence[Task], predictions: Sequence[Prediction], records
     per: dict[str, list[EvalRecord]] = defaultdict(list)
     for r in records:
         per[r.instance_id].append(r)
-    patches: dict[str, list[str | None]] = defaultdict(list)
+    all_empty: dict[str, bool] = {}  # per instance: every patch submitted for it is empty (patches are not kept)
     for p in predictions:
-        patches[p.instance_id].append(p.patch)
+        all_empty[p.instance_id] = all_empty.get(p.instance_id, True) and is_empty(p.patch)
     submitted = sorted(per)
     completed = sorted(i for i, rs in per.items() if any(r.status != EvalStatus.ERROR.value for r in rs))
     resolved = sorted(i for i, rs in per.items() if any(r.resolved for r in rs))
     errors = sorted(i for i, rs in per.items() if any(r.status == EvalStatus.ERROR.value for r in rs))
-    empty = sorted(i for i, ps in patches.items() if all(is_empty(x) for x in ps))
+    empty = sorted(i for i, e in all_empty.items() if e)
     all_ids = sorted(t.instance_id for t in tasks)
     return {
         "total_instances": len(all_ids),

@@ -1,14 +1,17 @@
 """Predictions to evaluate: SWE-bench preds files (JSONL, a JSON list, or a JSON object keyed by
-instance id), any number of rows per instance, or a task set's own gold or empty patches."""
+instance id), any number of rows per instance, a sampling run's finished attempts, or a task set's own
+gold or empty patches."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
+from harness.store import AttemptStatus, RunStore
 from harness.tasks import Task
 
 GOLD_MODEL = "gold"
@@ -29,7 +32,7 @@ class Prediction:
 
 @dataclass
 class PredsFile:
-    predictions: list[Prediction] = field(default_factory=list)
+    predictions: Sequence[Prediction] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """One line per row that could not be read, naming file, line and what is wrong."""
 
@@ -82,9 +85,45 @@ def read_preds(path: Path) -> PredsFile:
     return result
 
 
-def from_attempts(attempts: Iterable) -> list[Prediction]:
-    """A sampling run's finished attempts (``store.StoredAttempt``) as predictions, keeping sample indices."""
-    return [Prediction(a.instance_id, a.model, a.patch, a.index, f"attempt {a.instance_id}#{a.index}") for a in attempts]
+class AttemptChanged(RuntimeError):
+    """A sampling run's attempt was replaced after its evaluation began."""
+
+
+class StoredPredictions(Sequence[Prediction]):
+    """A sampling run's finished attempts as predictions (sample indices kept), each read from the run
+    store when it is asked for rather than all held: at the paper's scale (75,000 attempts) their
+    patches are the largest thing an evaluation would hold, and it needs them one job at a time.
+
+    The attempts are those finished when this is made, each at the version saved then: one replaced
+    since (another ``monkeys sample`` writing into the run) raises AttemptChanged when it is read,
+    rather than a verdict being recorded for a patch other than the one its job measured."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        self._versions = store.attempt_versions(AttemptStatus.DONE)
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    @overload
+    def __getitem__(self, n: int) -> Prediction: ...
+
+    @overload
+    def __getitem__(self, n: slice) -> list[Prediction]: ...
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        instance_id, index, saved = self._versions[n]
+        a = self.store.attempt_patch(instance_id, index, saved)
+        if a is None:
+            raise AttemptChanged(f"attempt {instance_id}#{index} of run {self.store.run!r} was replaced after this "
+                                 f"evaluation began (is a monkeys sample writing into {self.store.dir}?); what was "
+                                 f"judged is kept: evaluate the run again once the sampling ends")
+        return Prediction(a.instance_id, a.model, a.patch, a.index, f"attempt {a.instance_id}#{a.index}")
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return (self[n] for n in range(len(self)))
 
 
 def gold(tasks: Iterable[Task]) -> list[Prediction]:

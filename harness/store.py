@@ -14,8 +14,8 @@ or an evaluation takes); where many records are ready at once (cached verdicts o
 
 At the paper's scale (75,000 attempts and as many evaluations in one store) every query of this
 class is served by an index (see ``_SCHEMA``): the primary keys for the per-record writes, the full
-reads in (instance_id, idx) order and the meta look-ups; ``attempts_by_status`` for
-``attempts(status)``; ``attempt_history_by_time`` for ``attempt_history()``. A store made before
+reads in (instance_id, idx) order and the meta look-ups; ``attempt_versions`` for
+``attempts(status)`` and ``attempt_versions(status)``; ``attempt_history_by_time`` for ``attempt_history()``. A store made before
 those indexes existed gets them when it is next opened (``CREATE INDEX IF NOT EXISTS``).
 """
 
@@ -26,7 +26,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,11 +194,19 @@ CREATE TABLE IF NOT EXISTS attempt_history (
     status TEXT NOT NULL,
     updated REAL NOT NULL
 );
--- attempts(status): the sampler's resume reads the DONE ones in (instance_id, idx) order.
-CREATE INDEX IF NOT EXISTS attempts_by_status ON attempts (status, instance_id, idx);
+-- attempts(status): the sampler's resume reads the DONE ones in (instance_id, idx) order; with
+-- ``updated`` too, attempt_versions() reads nothing but this index. It replaces an index that lacked it.
+DROP INDEX IF EXISTS attempts_by_status;
+CREATE INDEX IF NOT EXISTS attempt_versions ON attempts (status, instance_id, idx, updated);
 -- attempt_history(): ORDER BY updated, rowid (an index entry carries its rowid).
 CREATE INDEX IF NOT EXISTS attempt_history_by_time ON attempt_history (updated);
 """
+
+
+def _slim_attempt(row: tuple) -> StoredAttempt:
+    """An attempts row's record without its details."""
+    r = json.loads(row[0])
+    return StoredAttempt(r["instance_id"], r["index"], r["model"], r["patch"], r["status"])
 
 
 class RunStore:
@@ -259,17 +267,41 @@ class RunStore:
     def attempt_patches(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
         """``attempts(status)`` without their details, which judging does not read: at the paper's
         scale the details would hold several times the memory of the patches."""
-        def slim(row: tuple) -> StoredAttempt:
-            r = json.loads(row[0])
-            return StoredAttempt(r["instance_id"], r["index"], r["model"], r["patch"], r["status"])
+        return self._attempts(status, _slim_attempt)
 
-        return self._attempts(status, slim)
+    def attempt_versions(self, status: AttemptStatus) -> list[tuple[str, int, float]]:
+        """(instance_id, index, when it was saved) of each attempt with ``status``, in (instance_id,
+        index) order, from the status index alone: which attempts there are, and which version of
+        each, without reading one record."""
+        return self.db.query("SELECT instance_id, idx, updated FROM attempts WHERE status = ? "
+                             "ORDER BY instance_id, idx", (status.value,))
+
+    def attempt_patch(self, instance_id: str, index: int, saved: float) -> StoredAttempt | None:
+        """That attempt as ``attempt_patches`` gives it, if it is still the version saved at ``saved``
+        (``attempt_versions``); None where it has been replaced or removed since."""
+        rows = self.db.query("SELECT record FROM attempts WHERE instance_id = ? AND idx = ? AND updated = ?",
+                             (instance_id, index, saved))
+        return _slim_attempt(rows[0]) if rows else None
 
     def _attempts(self, status: AttemptStatus | None, make: Callable[[tuple], StoredAttempt]) -> list[StoredAttempt]:
         sql, params = "SELECT record FROM attempts", ()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (status.value,)
         return self.db.each(sql + " ORDER BY instance_id, idx", params, make)
+
+    def every_try(self, details: Sequence[str]) -> list[StoredAttempt]:
+        """Every try the run has made (its attempts, then its history), without patches and with only
+        the named ``details``, which SQLite picks out of the stored JSON: what budgets need of 75,000
+        tries is a few numbers each, and their full records are hundreds of MiB."""
+        picked = ", ".join(f"'{key}', json_extract(record, '$.details.{key}')" for key in details)
+        columns = f"instance_id, idx, json_extract(record, '$.model'), status, json_object({picked})"
+
+        def make(row: tuple) -> StoredAttempt:
+            return StoredAttempt(row[0], row[1], row[2], None, row[3], json.loads(row[4]))
+
+        # In the orders attempts() and attempt_history() read them, so that sums come out the same.
+        return (self.db.each(f"SELECT {columns} FROM attempts ORDER BY instance_id, idx", (), make)
+                + self.db.each(f"SELECT {columns} FROM attempt_history ORDER BY updated, rowid", (), make))
 
     def set_meta(self, key: str, value) -> None:
         with self.db.transaction() as conn:

@@ -2,8 +2,8 @@
 a store made by older code gets its indexes when opened, the store runs in WAL mode with every commit
 synced, a reader in another process sees what a writer has committed while the writer stays open
 (and is not held up by its open transaction), a record is kept once ``save_*`` returns even when the
-process dies right after, and trajectories land one folder per task and are read back from whatever
-path an attempt's record names. Timings are measured by ``bench/store_scale.py``, never asserted."""
+process dies right after, trajectories land one folder per task and are read back from whatever path
+an attempt's record names, and a sampling run's finished attempts are read as predictions one at a time. Timings are measured by ``bench/store_scale.py``, never asserted."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from agent.trajectories import read_trajectory, trajectory_file, trajectory_path, write_trajectory
+from harness.predictions import AttemptChanged, Prediction, StoredPredictions
 from harness.store import STORE_FILE, AttemptStatus, EvalRecord, EvalStatus, RunStore, StoredAttempt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +35,7 @@ CREATE TABLE attempt_history (instance_id TEXT NOT NULL, idx INTEGER NOT NULL, r
     status TEXT NOT NULL, updated REAL NOT NULL);
 """
 
-NEW_INDEXES = {"attempts_by_status", "attempt_history_by_time"}
+NEW_INDEXES = {"attempt_versions", "attempt_history_by_time"}
 
 
 def attempt(instance_id: str, index: int, status: AttemptStatus = AttemptStatus.DONE) -> StoredAttempt:
@@ -66,6 +69,8 @@ def test_a_store_made_by_older_code_gets_its_indexes_and_keeps_its_records(tmp_p
         conn.execute("INSERT INTO attempt_history VALUES (?, ?, ?, ?, ?)",
                      ("t1", 0, json.dumps({"instance_id": "t1", "index": 0, "model": "m", "patch": None,
                                            "status": "infra_error", "details": {}}), "infra_error", 0.5))
+        # The index an earlier version made, which attempt_versions replaces.
+        conn.execute("CREATE INDEX attempts_by_status ON attempts (status, instance_id, idx)")
     assert not indexes(path) & NEW_INDEXES
 
     store = RunStore("old", root=tmp_path)
@@ -78,13 +83,16 @@ def test_a_store_made_by_older_code_gets_its_indexes_and_keeps_its_records(tmp_p
     finally:
         store.close()
     # The queries the code runs use them.
-    assert "attempts_by_status" in plan(path, "SELECT record FROM attempts WHERE status = ? ORDER BY instance_id, idx",
-                                        ("done",))
+    assert "attempt_versions" in plan(path, "SELECT record FROM attempts WHERE status = ? ORDER BY instance_id, idx",
+                                      ("done",))
+    versions = plan(path, "SELECT instance_id, idx, updated FROM attempts WHERE status = ? ORDER BY instance_id, idx",
+                    ("done",))
+    assert "COVERING INDEX attempt_versions" in versions and "TEMP B-TREE" not in versions
     history = plan(path, "SELECT record FROM attempt_history ORDER BY updated, rowid")
     assert "attempt_history_by_time" in history and "TEMP B-TREE" not in history
     # Opening it again adds nothing and loses nothing.
     RunStore("old", root=tmp_path).close()
-    assert NEW_INDEXES <= indexes(path)
+    assert NEW_INDEXES <= indexes(path) and "attempts_by_status" not in indexes(path)
 
 
 def test_the_store_runs_in_wal_mode_with_every_commit_synced(tmp_path):
@@ -195,6 +203,49 @@ def test_attempt_patches_are_the_attempts_without_their_details(tmp_path):
             assert full and all(a.details for a in full)
             assert store.attempt_patches(status) == [StoredAttempt(a.instance_id, a.index, a.model, a.patch, a.status)
                                                      for a in full]
+    finally:
+        store.close()
+
+
+def test_stored_predictions_read_each_finished_attempt_when_asked_and_refuse_one_replaced_since(tmp_path):
+    store = RunStore("lazy", root=tmp_path)
+    try:
+        store.save_attempt(attempt("b__c-2", 0))
+        store.save_attempt(StoredAttempt("a__b-1", 1, "m", None, AttemptStatus.DONE.value, {"seed": 1}))
+        store.save_attempt(attempt("a__b-1", 0, AttemptStatus.INFRA_ERROR))  # not finished: not a prediction
+        predictions = StoredPredictions(store)
+        assert len(predictions) == 2
+        expected = [Prediction("a__b-1", "m", None, 1, "attempt a__b-1#1"),
+                    Prediction("b__c-2", "m", "diff --git a/b__c-2 b/b__c-2\n", 0, "attempt b__c-2#0")]
+        assert list(predictions) == predictions[:] == expected
+        assert predictions[1] == expected[1]
+        # Finished after it was made: not one of its predictions. Re-made after it was made: refused by name.
+        store.save_attempt(attempt("a__b-1", 0))
+        assert len(predictions) == 2 and predictions[0] == expected[0]
+        store.save_attempt(StoredAttempt("b__c-2", 0, "m", "another patch", AttemptStatus.DONE.value, {}))
+        with pytest.raises(AttemptChanged, match=r"attempt b__c-2#0 of run 'lazy' was replaced"):
+            predictions[1]
+        assert len(StoredPredictions(store)) == 3
+    finally:
+        store.close()
+
+
+def test_every_try_is_each_attempt_and_history_row_with_only_the_named_details(tmp_path):
+    store = RunStore("tries", root=tmp_path)
+    usage = {"input_tokens": 10, "output_tokens": 2}
+    try:
+        store.save_attempt(StoredAttempt("b", 0, "m", "p", AttemptStatus.INFRA_ERROR.value,
+                                         {"usage": usage, "dollars": 0.5, "trajectory": "t/b/0.json"}))
+        store.save_attempt(StoredAttempt("b", 0, "m", "p", AttemptStatus.DONE.value, {"dollars": 0.25, "seed": 3}))
+        store.save_attempt(StoredAttempt("a", 1, "n", None, AttemptStatus.DONE.value, {"usage": usage, "seed": 1}))
+        store.save_abandoned(StoredAttempt("c", 0, "m", None, AttemptStatus.ABANDONED.value, {"dollars": 1.0}))
+        tries = store.every_try(("usage", "dollars"))
+        full = store.attempts() + store.attempt_history()
+        assert [(t.instance_id, t.index, t.model, t.status) for t in tries] == \
+               [(a.instance_id, a.index, a.model, a.status) for a in full]
+        assert all(t.patch is None for t in tries)
+        assert [t.details for t in tries] == [{"usage": a.details.get("usage"), "dollars": a.details.get("dollars")}
+                                              for a in full]
     finally:
         store.close()
 

@@ -17,8 +17,8 @@ from harness.evalcache import EvalCache
 from harness.evalconfig import DEFAULT_AUDIT_RUNS, EvalConfig
 from harness.evaluate import Evaluator, Jobs, RunMismatch, evaluate
 from harness.grading import PAPER_RUNS, Policy
-from harness.predictions import PredsFile, empty, from_attempts, gold, read_preds
-from harness.store import STORE_FILE, AttemptStatus, RunStore
+from harness.predictions import AttemptChanged, PredsFile, StoredPredictions, empty, gold, read_preds
+from harness.store import STORE_FILE, RunStore
 from monkeys import options
 from monkeys.display import err, out, print_json, progress_bars
 from monkeys.options import SharedOptions
@@ -71,9 +71,8 @@ def cmd_evaluate(args) -> int:
         run = args.run
         if not (runs_dir() / run / STORE_FILE).is_file():
             raise SystemExit(f"error: no run store at {runs_dir() / run / STORE_FILE}")
-        sampled = RunStore(run)
-        preds = PredsFile(from_attempts(sampled.attempt_patches(AttemptStatus.DONE)))
-        sampled.close()
+        # Read from the run's store as each is judged, not held: the verdicts land in the same store.
+        preds = PredsFile(StoredPredictions(RunStore(run)))
         if args.existing_tests is None:
             # Selection curves need what a user could see: measure it for sampling runs by default.
             args.existing_tests = True
@@ -84,7 +83,7 @@ def cmd_evaluate(args) -> int:
         err.print(f"[yellow]bad row[/] {escape(problem)}")
     evaluator = make_evaluator(args, run)
     jobs = cluster_jobs(args, evaluator, tasks)
-    store = RunStore(run)
+    store = preds.predictions.store if isinstance(preds.predictions, StoredPredictions) else RunStore(run)
     with progress_bars() as progress:
         # Records stream in as each job ends, so the bar moves from the first one; predictions for tasks
         # not in the task set are never judged, so they are not counted.
@@ -94,7 +93,7 @@ def cmd_evaluate(args) -> int:
         try:
             result = evaluate(evaluator, tasks, preds.predictions, store, problems=preds.problems,
                               on_done=lambda _: progress.advance(bar), from_attempts=sampling_run, jobs=jobs)
-        except RunMismatch as refused:
+        except (RunMismatch, AttemptChanged) as refused:
             store.close()
             raise SystemExit(f"error: {refused}") from None
     for line in result.report["monkeys"]["unknown_instances"]:
