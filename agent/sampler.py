@@ -121,6 +121,10 @@ def schedule(tasks: Sequence[Task], k: int, done: set[tuple[str, int]]) -> list[
     return [(i, t) for i in range(k) for t in tasks if (t.instance_id, i) not in done]
 
 
+SPEND_DETAILS = ("usage", "dollars", "calls_without_usage")
+"""The details of a try that ``spent`` reads (RunStore.every_try picks out only these)."""
+
+
 def spent(records: Sequence[StoredAttempt]) -> tuple[Usage, float, int]:
     """Tokens and dollars the given tries spent, and how many of them had a model response without
     a usage block (their tokens, and so a token budget, are undercounted)."""
@@ -293,7 +297,7 @@ class Sampler:
         # A run without a finished attempt has nothing to mix: a call stopped before its first attempt
         # (a refused preflight) must not hold the next call, with the flag it names changed, to itself.
         # The request shape is settled by the preflight (adopt_request_shape), not by the name alone.
-        if (old is not None and _shapeless(old) != _shapeless(new) and self.store.attempts(AttemptStatus.DONE)):
+        if (old is not None and _shapeless(old) != _shapeless(new) and self.store.count_attempts(AttemptStatus.DONE)):
             diff = mismatches(_shapeless(old), _shapeless(new))
             raise FingerprintMismatch(
                 f"run {self.config.run!r} was sampled with other settings; refusing to mix them:\n  "
@@ -336,13 +340,13 @@ class Sampler:
         notify = on_event or (lambda kind, payload: None)
         if self.attempts is None:
             self.attempts = LocalAttempts(self.runtime, self.config.workers)
-        done = {(a.instance_id, a.index) for a in self.store.attempts(AttemptStatus.DONE)}
+        done = {(instance_id, index) for instance_id, index, _ in self.store.attempt_versions(AttemptStatus.DONE)}
         # A task without an image is recorded as asked for (open_run) but cannot be sampled.
         jobs = schedule([t for t in self.tasks if t.instance_id in self.images], self.config.k, done)
         wanted = len(self.tasks) * self.config.k
         self.progress.total = len(jobs)
         # Budgets are the whole run's: start from what every earlier call spent, failed tries included.
-        usage, dollars, gaps = spent(self.store.attempts() + self.store.attempt_history())
+        usage, dollars, gaps = spent(self.store.every_try(SPEND_DETAILS))
         self.progress.usage_before, self.progress.dollars_before = usage, dollars
         self.progress.attempts_without_usage = gaps
         if jobs and not self._over_budget():
@@ -387,7 +391,7 @@ class Sampler:
             return
         adopted = replace(self.config, model=model)
         old = self.store.meta(FINGERPRINT_KEY)
-        if old is not None and old != adopted.fingerprint() and self.store.attempts(AttemptStatus.DONE):
+        if old is not None and old != adopted.fingerprint() and self.store.count_attempts(AttemptStatus.DONE):
             raise FingerprintMismatch(
                 f"run {self.config.run!r} was sampled with another request shape than {self.config.model['model']} "
                 f"takes now:\n  " + "\n  ".join(mismatches(old, adopted.fingerprint()))

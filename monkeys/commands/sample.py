@@ -19,7 +19,7 @@ from agent.context import ContextWindow, context_window, fit_budget
 from agent.model import Endpoint, Model, ModelConfig, ModelConfigError
 from agent.parameters import ParameterCount, count_parameters
 from agent.prompts import Templates, TemplateError
-from agent.sampler import PARAMETERS_KEY, FingerprintMismatch, RunBusy, SampleConfig, Sampler, spent
+from agent.sampler import PARAMETERS_KEY, SPEND_DETAILS, FingerprintMismatch, RunBusy, SampleConfig, Sampler, spent
 from agent.scaffolds import SCAFFOLDS
 from agent.servers import BUNDLED_MODEL, ManagedServer, ServerError, ServerKind, ServerSpec, bundled_gguf, file_sha256
 from agent.trajectories import export_mini_swe_agent
@@ -349,9 +349,9 @@ def cmd_runs_show(args) -> int:
                "tokens": sum(sum(r["tokens"].values()) - r["tokens"]["cached_input"] for r in rows)}
     # Tries redone after an infrastructure error or abandoned by an interrupt are no rows here, but
     # they were paid for.
-    history = store.attempt_history()
-    usage, dollars, _ = spent(store.attempts() + history)
-    summary.update(replaced_tries=len(history), spent_all_tries={"dollars": round(dollars, 6), "tokens": usage.total})
+    tries = store.every_try(SPEND_DETAILS)
+    usage, dollars, _ = spent(tries)
+    summary.update(replaced_tries=len(tries) - len(rows), spent_all_tries={"dollars": round(dollars, 6), "tokens": usage.total})
     store.close()
     if args.json:
         print_json({**summary, "attempt_rows": rows})
