@@ -289,7 +289,8 @@ def test_sample_and_evaluate_on_a_two_node_cluster_match_the_local_run(cluster, 
         with container_owners(docker_client, "sampled") as local_owners:
             local = sample(tmp_path, "local", server, "-k", "3", "--workers", "2")
         assert local.returncode == 0, local.stderr
-        # A node without a task's image builds it from the task's recipe, under the same name.
+        # A node without a task's image builds it from the task's recipe, under the same name. (The
+        # engine is this machine's: another test session using the image meanwhile sees it vanish.)
         other = next(t for t in bundled_tasks if t.instance_id == OTHER)
         docker_client.images.remove(image_name(other))
         with container_owners(docker_client, "sampled") as ray_owners:

@@ -34,6 +34,14 @@ def empty_patches(tasks) -> list[Prediction]:
     return [pred(t, "", 0, "first") for t in tasks] + [pred(t, None, 1, "second") for t in tasks]
 
 
+def assert_no_errors(result) -> None:
+    """Each job ran to a verdict. An error (such as the engine losing a task's image to another test
+    session sharing it: test_cluster removes one to see a node rebuild it) would show here by name,
+    not as a count of test runs one short."""
+    errors = [f"{r.instance_id} #{r.index}: {r.error}" for r in result.records if r.status == "error"]
+    assert not errors, errors
+
+
 class Interrupt(Exception):
     """Stands for a crash or a ^C partway through a run."""
 
@@ -117,6 +125,7 @@ def test_an_interrupted_run_keeps_what_it_finished_and_resumes_without_running_i
         resumed = evaluate(evaluator, steady, preds, store)
     finally:
         store.close()
+    assert_no_errors(resumed)
     # Only the jobs that never ran run now: the three other tasks' empty patches, one test run each.
     assert resumed.report["monkeys"]["test_runs_executed"] == len(steady) - 1
     again = {(r.instance_id, r.index): r for r in resumed.records}
@@ -131,6 +140,7 @@ def test_an_interrupted_run_keeps_what_it_finished_and_resumes_without_running_i
         whole = evaluate(make_evaluator("test-whole", audit_runs=1, workers=1), steady, preds, whole_store)
     finally:
         whole_store.close()
+    assert_no_errors(whole)
     assert whole.report["monkeys"]["test_runs_executed"] == len(steady)
 
     def without_counts(report: dict) -> dict:
