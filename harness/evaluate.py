@@ -312,9 +312,9 @@ def check_run_holds(store: RunStore, predictions: Sequence[Prediction], hashes: 
     belongs to one patch. Raises RunMismatch naming the run and what differs."""
     if from_attempts:
         return  # the predictions are the run's own attempts: a re-made attempt's verdict is replaced
-    attempts = store.attempt_patches()
+    attempts = store.count_attempts()
     if attempts:
-        raise RunMismatch(f"run {store.run!r} ({store.dir}) is a sampling run with {len(attempts)} attempts; its verdicts "
+        raise RunMismatch(f"run {store.run!r} ({store.dir}) is a sampling run with {attempts} attempts; its verdicts "
                           f"come from its own attempts (monkeys evaluate --run {store.run}); give these predictions another --run name")
     stored = {(e.instance_id, e.index): e for e in store.evaluations()}
     differ = []

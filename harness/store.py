@@ -203,12 +203,6 @@ CREATE INDEX IF NOT EXISTS attempt_history_by_time ON attempt_history (updated);
 """
 
 
-def _slim_attempt(row: tuple) -> StoredAttempt:
-    """An attempts row's record without its details."""
-    r = json.loads(row[0])
-    return StoredAttempt(r["instance_id"], r["index"], r["model"], r["patch"], r["status"])
-
-
 class RunStore:
     """``runs/<run>/store.sqlite`` and the folder around it."""
 
@@ -258,16 +252,17 @@ class RunStore:
                             lambda row: StoredAttempt(**json.loads(row[0])))
 
     def attempts(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
-        return self._attempts(status, lambda row: StoredAttempt(**json.loads(row[0])))
+        sql, params = "SELECT record FROM attempts", ()
+        if status is not None:
+            sql, params = sql + " WHERE status = ?", (status.value,)
+        return self.db.each(sql + " ORDER BY instance_id, idx", params, lambda row: StoredAttempt(**json.loads(row[0])))
 
-    def count_attempts(self, status: AttemptStatus) -> int:
-        """How many attempts have ``status``, without reading them (75,000 rows are hundreds of MiB)."""
+    def count_attempts(self, status: AttemptStatus | None = None) -> int:
+        """How many attempts have ``status`` (any, for None), without reading them (75,000 rows are
+        hundreds of MiB)."""
+        if status is None:
+            return self.db.query("SELECT COUNT(*) FROM attempts")[0][0]
         return self.db.query("SELECT COUNT(*) FROM attempts WHERE status = ?", (status.value,))[0][0]
-
-    def attempt_patches(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
-        """``attempts(status)`` without their details, which judging does not read: at the paper's
-        scale the details would hold several times the memory of the patches."""
-        return self._attempts(status, _slim_attempt)
 
     def attempt_versions(self, status: AttemptStatus) -> list[tuple[str, int, float]]:
         """(instance_id, index, when it was saved) of each attempt with ``status``, in (instance_id,
@@ -277,17 +272,14 @@ class RunStore:
                              "ORDER BY instance_id, idx", (status.value,))
 
     def attempt_patch(self, instance_id: str, index: int, saved: float) -> StoredAttempt | None:
-        """That attempt as ``attempt_patches`` gives it, if it is still the version saved at ``saved``
-        (``attempt_versions``); None where it has been replaced or removed since."""
+        """That attempt without its details (which judging does not read), if it is still the version
+        saved at ``saved`` (``attempt_versions``); None where it has been replaced or removed since."""
         rows = self.db.query("SELECT record FROM attempts WHERE instance_id = ? AND idx = ? AND updated = ?",
                              (instance_id, index, saved))
-        return _slim_attempt(rows[0]) if rows else None
-
-    def _attempts(self, status: AttemptStatus | None, make: Callable[[tuple], StoredAttempt]) -> list[StoredAttempt]:
-        sql, params = "SELECT record FROM attempts", ()
-        if status is not None:
-            sql, params = sql + " WHERE status = ?", (status.value,)
-        return self.db.each(sql + " ORDER BY instance_id, idx", params, make)
+        if not rows:
+            return None
+        r = json.loads(rows[0][0])
+        return StoredAttempt(r["instance_id"], r["index"], r["model"], r["patch"], r["status"])
 
     def every_try(self, details: Sequence[str]) -> list[StoredAttempt]:
         """Every try the run has made (its attempts, then its history), without patches and with only

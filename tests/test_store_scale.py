@@ -192,21 +192,6 @@ def test_save_evaluations_replaces_as_save_evaluation_does(tmp_path):
         store.close()
 
 
-def test_attempt_patches_are_the_attempts_without_their_details(tmp_path):
-    store = RunStore("slim", root=tmp_path)
-    try:
-        store.save_attempt(attempt("b__c-2", 0))
-        store.save_attempt(StoredAttempt("a__b-1", 1, "m", None, AttemptStatus.DONE.value, {"seed": 1}))
-        store.save_attempt(attempt("a__b-1", 0, AttemptStatus.INFRA_ERROR))
-        for status in (None, AttemptStatus.DONE, AttemptStatus.INFRA_ERROR):
-            full = store.attempts(status)
-            assert full and all(a.details for a in full)
-            assert store.attempt_patches(status) == [StoredAttempt(a.instance_id, a.index, a.model, a.patch, a.status)
-                                                     for a in full]
-    finally:
-        store.close()
-
-
 def test_stored_predictions_read_each_finished_attempt_when_asked_and_refuse_one_replaced_since(tmp_path):
     store = RunStore("lazy", root=tmp_path)
     try:
@@ -219,6 +204,10 @@ def test_stored_predictions_read_each_finished_attempt_when_asked_and_refuse_one
                     Prediction("b__c-2", "m", "diff --git a/b__c-2 b/b__c-2\n", 0, "attempt b__c-2#0")]
         assert list(predictions) == predictions[:] == expected
         assert predictions[1] == expected[1]
+        # Each read without the attempt's details: they are never part of a prediction.
+        assert store.attempt_patch("b__c-2", 0, store.attempt_versions(AttemptStatus.DONE)[1][2]) == \
+               StoredAttempt("b__c-2", 0, "m", "diff --git a/b__c-2 b/b__c-2\n", AttemptStatus.DONE.value)
+        assert store.count_attempts() == 3 and store.count_attempts(AttemptStatus.DONE) == 2
         # Finished after it was made: not one of its predictions. Re-made after it was made: refused by name.
         store.save_attempt(attempt("a__b-1", 0))
         assert len(predictions) == 2 and predictions[0] == expected[0]
