@@ -24,7 +24,9 @@ import base64
 import contextlib
 import hashlib
 import html
+import ipaddress
 import json
+import socket
 import tempfile
 import threading
 import zipfile
@@ -261,10 +263,29 @@ def docker_gateway(client) -> str:
     ``client`` is a ``docker.DockerClient``.
     """
     network = client.networks.get("bridge")
-    for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
+    configs = (network.attrs.get("IPAM") or {}).get("Config") or []
+    for config in configs:
         if config.get("Gateway"):
             return config["Gateway"].split("/", 1)[0]
+    # Docker 28 leaves the default bridge's gateway out of IPAM.Config. Unless told otherwise the
+    # engine gives the bridge the first address of its subnet; taken only where this host holds it.
+    for config in configs:
+        subnet = ipaddress.ip_network(config.get("Subnet") or "0.0.0.0/32")
+        first = next(subnet.hosts(), None) if subnet.version == 4 else None
+        if first is not None and _held_here(str(first)):
+            return str(first)
     raise RuntimeError(
-        "Docker's bridge network names no gateway address (docker network inspect bridge: IPAM.Config); "
+        "Docker's bridge network names no gateway address (docker network inspect bridge: IPAM.Config), "
+        f"and this host holds no first address of its subnets ({[c.get('Subnet') for c in configs]}); "
         "containers cannot reach a server on this host that way"
     )
+
+
+def _held_here(address: str) -> bool:
+    """Whether ``address`` is one of this host's own (a socket can be bound to it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
