@@ -15,8 +15,9 @@ or an evaluation takes); where many records are ready at once (cached verdicts o
 At the paper's scale (75,000 attempts and as many evaluations in one store) every query of this
 class is served by an index (see ``_SCHEMA``): the primary keys for the per-record writes, the full
 reads in (instance_id, idx) order and the meta look-ups; ``attempt_versions`` for
-``attempts(status)`` and ``attempt_versions(status)``; ``attempt_history_by_time`` for ``attempt_history()``. A store made before
-those indexes existed gets them when it is next opened (``CREATE INDEX IF NOT EXISTS``).
+``attempts(status)`` and ``attempt_versions(status)``; ``attempt_history_by_time`` for
+``attempt_history()``. A store made before those indexes existed gets them when it is next opened
+(``CREATE INDEX IF NOT EXISTS``).
 """
 
 from __future__ import annotations
@@ -203,6 +204,11 @@ CREATE INDEX IF NOT EXISTS attempt_history_by_time ON attempt_history (updated);
 """
 
 
+def _with_status(status: AttemptStatus | None) -> tuple[str, tuple]:
+    """The WHERE clause and parameters that keep attempts with ``status`` (all of them for None)."""
+    return ("", ()) if status is None else (" WHERE status = ?", (status.value,))
+
+
 class RunStore:
     """``runs/<run>/store.sqlite`` and the folder around it."""
 
@@ -252,17 +258,15 @@ class RunStore:
                             lambda row: StoredAttempt(**json.loads(row[0])))
 
     def attempts(self, status: AttemptStatus | None = None) -> list[StoredAttempt]:
-        sql, params = "SELECT record FROM attempts", ()
-        if status is not None:
-            sql, params = sql + " WHERE status = ?", (status.value,)
-        return self.db.each(sql + " ORDER BY instance_id, idx", params, lambda row: StoredAttempt(**json.loads(row[0])))
+        where, params = _with_status(status)
+        return self.db.each(f"SELECT record FROM attempts{where} ORDER BY instance_id, idx", params,
+                            lambda row: StoredAttempt(**json.loads(row[0])))
 
     def count_attempts(self, status: AttemptStatus | None = None) -> int:
         """How many attempts have ``status`` (any, for None), without reading them (75,000 rows are
         hundreds of MiB)."""
-        if status is None:
-            return self.db.query("SELECT COUNT(*) FROM attempts")[0][0]
-        return self.db.query("SELECT COUNT(*) FROM attempts WHERE status = ?", (status.value,))[0][0]
+        where, params = _with_status(status)
+        return self.db.query(f"SELECT COUNT(*) FROM attempts{where}", params)[0][0]
 
     def attempt_versions(self, status: AttemptStatus) -> list[tuple[str, int, float]]:
         """(instance_id, index, when it was saved) of each attempt with ``status``, in (instance_id,
